@@ -1,0 +1,3 @@
+from erpops.cli import main
+
+main()
