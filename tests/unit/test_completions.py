@@ -46,3 +46,8 @@ def test_bash_completes_every_command_path():
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 def test_fish_script_parses():
     subprocess.run(["fish", "--no-execute", str(REPO / "completions" / "erpops.fish")], check=True)
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_script_parses():
+    subprocess.run(["zsh", "-n", str(REPO / "completions" / "_erpops")], check=True)
