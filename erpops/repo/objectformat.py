@@ -1,0 +1,295 @@
+"""The encrypted object format: chunked zstd + AES-256-GCM (the STREAM construction).
+
+Every object in a repository is one header followed by one or more chunks::
+
+    header  = magic "ERPOBJ" | version u8 | flags u8 | chunk_size u32 | salt[32] | nonce_prefix[7]
+    chunk   = length u32 | AES-256-GCM(key, nonce, plaintext, aad) (ciphertext + 16-byte tag)
+    nonce   = nonce_prefix[7] | chunk index u32 | last-chunk flag u8 (1 on the final chunk, else 0)
+    key     = HKDF-SHA256(master key, salt, info = "erpops-object-v1\\0" + object name)
+    aad     = header | object name
+    plaintext = codec u8 (0 raw, 1 zstd frame) | payload
+
+The data is cut into ``chunk_size`` pieces *before* compression, and each piece
+is compressed on its own (per-chunk, not per-stream): a chunk decrypts and
+decompresses alone, memory stays bounded by the chunk size, and each chunk may
+choose "raw" when its data does not compress (a cheap probe on a sample decides,
+so random or already-compressed data costs no zstd time). Every chunk but the
+last must hold exactly ``chunk_size`` bytes of data, so chunk boundaries are
+canonical. An empty object is one final chunk with no data.
+
+What this detects, each as ``VerificationFailed`` naming the object: a changed
+byte anywhere (GCM tag), chunks reordered or dropped (the index is in the
+nonce), truncation at a chunk boundary (the new last chunk was not sealed as
+last) or bytes appended after the last chunk, a chunk spliced from another
+object (different key and AAD), and an object stored under another name
+(the name is in the key derivation and the AAD).
+
+Streaming decryption hands out each chunk's data as soon as that chunk is
+authenticated; a consumer must treat an error at any point, including at the
+end, as "this object is not intact".
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+
+from erpops.errors import VerificationFailed
+
+MAGIC = b"ERPOBJ"
+FORMAT_VERSION = 1
+FLAG_PER_CHUNK_ZSTD = 0x01  # chunks may carry codec 1 (zstd); set by every writer of version 1
+HEADER = struct.Struct(">6sBBI32s7s")
+HEADER_SIZE = HEADER.size  # 51
+LENGTH = struct.Struct(">I")
+TAG_SIZE = 16
+DEFAULT_CHUNK_SIZE = 1 << 20
+MIN_CHUNK_SIZE = 1 << 12
+MAX_CHUNK_SIZE = 1 << 26
+CODEC_RAW = 0
+CODEC_ZSTD = 1
+
+# The incompressibility probe: compress a sample at the fastest level; if it
+# shrinks by less than this ratio, store the chunk raw.
+PROBE_SAMPLE = 64 * 1024
+PROBE_RATIO = 0.95
+
+
+def object_key(master_key: bytes, salt: bytes, name: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    info = b"erpops-object-v1\0" + name.encode("utf-8")
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(master_key)
+
+
+def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    if index >= 1 << 32:
+        raise OverflowError("object has more than 2^32 chunks")
+    return prefix + struct.pack(">IB", index, 1 if last else 0)
+
+
+class _Outbox:
+    """Bytes waiting to be read, consumed from the front without quadratic copying."""
+
+    def __init__(self, initial: bytes = b""):
+        self._data = initial
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return len(self._data) - self._pos
+
+    def add(self, *pieces: bytes) -> None:
+        self._data = b"".join((self._data[self._pos:], *pieces))
+        self._pos = 0
+
+    def take(self, size: int) -> bytes:
+        out = self._data[self._pos:self._pos + size]
+        self._pos += len(out)
+        return out
+
+    def take_all(self) -> bytes:
+        return self.take(len(self))
+
+
+class _ChunkCodec:
+    """Compress one chunk, or decide that it is not worth it."""
+
+    def __init__(self, level: int):
+        import zstandard
+
+        self.level = level
+        self._probe = zstandard.ZstdCompressor(level=1)
+        self._compressor = zstandard.ZstdCompressor(level=level) if level > 0 else None
+
+    def encode(self, data: bytes) -> bytes:
+        if self._compressor is None or not data:
+            return bytes([CODEC_RAW]) + data
+        sample = data[:PROBE_SAMPLE]
+        if len(self._probe.compress(sample)) >= len(sample) * PROBE_RATIO:
+            return bytes([CODEC_RAW]) + data
+        packed = self._compressor.compress(data)
+        if len(packed) >= len(data):
+            return bytes([CODEC_RAW]) + data
+        return bytes([CODEC_ZSTD]) + packed
+
+
+class EncryptingReader(io.RawIOBase):
+    """A readable stream of the encrypted object made from ``source`` (anything
+    with ``read(n)``). Reads the source one chunk ahead, so that the final chunk
+    is known when it is sealed; holds at most two chunks in memory."""
+
+    def __init__(self, source, master_key: bytes, name: str, *,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, level: int = 3):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(f"chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes")
+        self._source = source
+        self._name = name
+        self._chunk_size = chunk_size
+        self._codec = _ChunkCodec(level)
+        salt, self._prefix = os.urandom(32), os.urandom(7)
+        header = HEADER.pack(MAGIC, FORMAT_VERSION, FLAG_PER_CHUNK_ZSTD, chunk_size, salt, self._prefix)
+        self._aad = header + name.encode("utf-8")
+        self._aead = AESGCM(object_key(master_key, salt, name))
+        self._pending = _Outbox(header)
+        self._next = self._read_full()
+        self._index = 0
+        self._done = False
+        self.plain_bytes = 0  # bytes read from the source, for reports
+
+    def readable(self) -> bool:
+        return True
+
+    def _read_full(self) -> bytes:
+        """Exactly chunk_size bytes unless the source ends first."""
+        parts, missing = [], self._chunk_size
+        while missing:
+            piece = self._source.read(missing)
+            if not piece:
+                break
+            parts.append(piece)
+            missing -= len(piece)
+        return b"".join(parts)
+
+    def _seal_next_chunk(self) -> None:
+        data = self._next
+        last = len(data) < self._chunk_size
+        if not last:
+            self._next = self._read_full()
+            last = not self._next  # the source ended exactly on a chunk boundary
+        self.plain_bytes += len(data)
+        sealed = self._aead.encrypt(_nonce(self._prefix, self._index, last), self._codec.encode(data), self._aad)
+        self._pending.add(LENGTH.pack(len(sealed)), sealed)
+        self._index += 1
+        self._done = last
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            pieces = [self._pending.take_all()]
+            while not self._done:
+                self._seal_next_chunk()
+                pieces.append(self._pending.take_all())
+            return b"".join(pieces)
+        while len(self._pending) < size and not self._done:
+            self._seal_next_chunk()
+        return self._pending.take(size)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class DecryptingReader(io.RawIOBase):
+    """A readable stream of the plaintext of the encrypted object ``source``.
+    Raises VerificationFailed (naming the object and the chunk) on any damage."""
+
+    def __init__(self, source, master_key: bytes, name: str):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._source = source
+        self._name = name
+        header = self._read_exact(HEADER_SIZE)
+        if len(header) < HEADER_SIZE or header[:6] != MAGIC:
+            raise self._failure("it is not an erpops object (bad or missing header)")
+        _, version, flags, chunk_size, salt, prefix = HEADER.unpack(header)
+        if version != FORMAT_VERSION:
+            raise self._failure(f"object format version {version} is not supported (this erpops reads {FORMAT_VERSION})",
+                                hint="upgrade erpops to read this repository")
+        if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE or flags & ~FLAG_PER_CHUNK_ZSTD:
+            raise self._failure("its header is damaged")
+        self._chunk_size = chunk_size
+        self._max_sealed = 1 + chunk_size + 64 + TAG_SIZE  # raw codec never exceeds this
+        self._prefix = prefix
+        self._aad = header + name.encode("utf-8")
+        self._aead = AESGCM(object_key(master_key, salt, name))
+        self._index = 0
+        self._buffer = _Outbox()
+        self._done = False
+        self._next_length = self._read_length()
+        if self._next_length is None:
+            raise self._failure("it is truncated (no chunk after the header)")
+
+    def readable(self) -> bool:
+        return True
+
+    def _failure(self, what: str, hint: str | None = None) -> VerificationFailed:
+        return VerificationFailed(f"object {self._name!r} failed verification: {what}",
+                                  hint=hint or "the stored object is damaged or was replaced; restore from another backup or repository copy")
+
+    def _read_exact(self, n: int) -> bytes:
+        parts, missing = [], n
+        while missing:
+            piece = self._source.read(missing)
+            if not piece:
+                break
+            parts.append(piece)
+            missing -= len(piece)
+        return b"".join(parts)
+
+    def _read_length(self) -> int | None:
+        raw = self._read_exact(LENGTH.size)
+        if not raw:
+            return None
+        if len(raw) < LENGTH.size:
+            raise self._failure(f"it is truncated inside chunk {self._index}")
+        return LENGTH.unpack(raw)[0]
+
+    def _open_next_chunk(self) -> None:
+        import zstandard
+        from cryptography.exceptions import InvalidTag
+
+        length = self._next_length
+        if length < 1 + TAG_SIZE or length > self._max_sealed:
+            raise self._failure(f"chunk {self._index} has an impossible length ({length} bytes)")
+        sealed = self._read_exact(length)
+        if len(sealed) < length:
+            raise self._failure(f"it is truncated inside chunk {self._index}")
+        self._next_length = self._read_length()
+        last = self._next_length is None
+        try:
+            plain = self._aead.decrypt(_nonce(self._prefix, self._index, last), sealed, self._aad)
+        except InvalidTag:
+            why = ("it is truncated, or the chunk is not the last one" if last
+                   else "a byte was changed, chunks were reordered or spliced, or it belongs to another name")
+            raise self._failure(f"chunk {self._index} does not authenticate ({why})") from None
+        codec, payload = plain[0], plain[1:]
+        if codec == CODEC_ZSTD:
+            try:
+                data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=self._chunk_size)
+            except zstandard.ZstdError as exc:
+                raise self._failure(f"chunk {self._index} does not decompress: {exc}") from None
+        elif codec == CODEC_RAW:
+            data = payload
+        else:
+            raise self._failure(f"chunk {self._index} has unknown codec {codec}")
+        if len(data) > self._chunk_size or (not last and len(data) != self._chunk_size):
+            raise self._failure(f"chunk {self._index} holds {len(data)} bytes, not the chunk size")
+        self._buffer.add(data)
+        self._index += 1
+        self._done = last
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            pieces = [self._buffer.take_all()]
+            while not self._done:
+                self._open_next_chunk()
+                pieces.append(self._buffer.take_all())
+            return b"".join(pieces)
+        while len(self._buffer) < size and not self._done:
+            self._open_next_chunk()
+        return self._buffer.take(size)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        closer = getattr(self._source, "close", None)
+        if closer:
+            closer()
+        super().close()
