@@ -1,1 +1,8 @@
+"""The step library. The registry is explicit: the modules below are every
+action module there is, imported by ``erpops.actions.registry.load_actions``."""
 
+ACTION_MODULES = [
+    "erpops.actions.control",
+    "erpops.actions.shell",
+    "erpops.actions.http",
+]
