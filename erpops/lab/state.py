@@ -1,0 +1,123 @@
+"""lab.json: what the lab built and started — nodes, ports, PIDs, directories.
+
+It is the lab's only memory: `lab down` stops exactly the PIDs recorded here,
+`lab up` after a reboot restarts the recorded clusters, and the inventory entry
+for environment `lab` is derived from it. Written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from erpops import paths
+
+STATE_FILE = "lab.json"
+TENANT = "retail"
+
+
+@dataclass
+class Node:
+    name: str  # "lab-primary", "lab-replica"
+    role: str  # primary | replica
+    port: int
+    data_dir: str
+    log_file: str
+    pid: int | None = None
+
+
+@dataclass
+class RedisNode:
+    port: int
+    dir: str
+    pid_file: str
+    log_file: str
+    pid: int | None = None
+
+
+@dataclass
+class LabState:
+    root: str
+    bin_dir: str
+    socket_dir: str
+    password_file: str
+    tenant: str = TENANT
+    scale: float = 1.0
+    pg_version: str = ""
+    nodes: list[Node] = field(default_factory=list)
+    redis: RedisNode | None = None
+    seeded: bool = False
+    created_at: str = ""
+    traversable_dirs: list = field(default_factory=list)
+
+    @property
+    def filestore_root(self) -> Path:
+        return Path(self.root) / "filestore"
+
+    @property
+    def repository_dir(self) -> Path:
+        return Path(self.root) / "repository"
+
+    @property
+    def repository_key_file(self) -> Path:
+        return Path(self.root) / "repository.key"
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def primary(self) -> Node | None:
+        return next((n for n in self.nodes if n.role == "primary"), None)
+
+    def replicas(self) -> list[Node]:
+        return [n for n in self.nodes if n.role == "replica"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LabState":
+        data = dict(data)
+        data["nodes"] = [Node(**n) for n in data.get("nodes", [])]
+        data["redis"] = RedisNode(**data["redis"]) if data.get("redis") else None
+        return cls(**data)
+
+
+def state_path(root: Path | None = None) -> Path:
+    return (root or paths.lab_dir()) / STATE_FILE
+
+
+def load(root: Path | None = None) -> LabState | None:
+    path = state_path(root)
+    try:
+        return LabState.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def save(state: LabState) -> None:
+    path = state_path(Path(state.root))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state.to_dict(), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else (postgres when we are not root)
+    # A zombie still answers kill(0); it is not a running server.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
