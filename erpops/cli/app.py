@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     # "erpops.cli.<module>", one line per command module, in --help order
     "erpops.cli.config_cmd",
     "erpops.cli.doctor_cmd",
+    "erpops.cli.lab_cmd",
     "erpops.cli.repo_cmd",
     "erpops.cli.audit_cmd",
     "erpops.cli.keys_cmd",
