@@ -47,7 +47,8 @@ def format_duration(seconds: float) -> str:
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    # not "{:g}": it switches to exponent notation (1e+06s), which parse_duration rejects
+    return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"
 
 
 def parse_size(value: "str | int") -> int:

@@ -10,6 +10,7 @@ is checked completely, and all its problems are reported at once as
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +110,22 @@ def validate_document(doc: YamlDocument) -> Inventory:
         diagnostics += diagnostics_from_validation(exc, doc, Inventory)
     diagnostics += cross_check(doc)
     if diagnostics:
-        unique = list(dict.fromkeys(diagnostics))
-        raise InvalidFile(unique, what=doc.file, hint="docs/inventory.md describes every key")
+        raise InvalidFile(_without_echoes(diagnostics), what=doc.file, hint="docs/inventory.md describes every key")
     assert inventory is not None
     return inventory.bind()
+
+
+def _without_echoes(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Drop repeats, and "missing required key 'tier'" when the same mapping has
+    an unknown key 'teir' whose did-you-mean is 'tier': that is one mistake, not two."""
+    suggested = set()
+    for d in diagnostics:
+        m = re.search(r"unknown key .* did you mean '([^']+)'\?$", d.message)
+        if m:
+            parent = d.path.rsplit(".", 1)[0] if "." in d.path else ""
+            suggested.add(f"{parent}.{m.group(1)}" if parent else m.group(1))
+    return [d for d in dict.fromkeys(diagnostics)
+            if not (d.message.startswith("missing required key") and d.path in suggested)]
 
 
 def load_inventory(path: Path | str | None = None, *, lab: bool = True) -> Inventory:

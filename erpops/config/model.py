@@ -10,7 +10,7 @@ so that they can be reported together with type errors, each at its key.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -145,11 +145,13 @@ class FreezeWindow(Section):
         zone = ZoneInfo(self.timezone or "UTC")
         local = now.astimezone(zone).replace(tzinfo=None)
         span = timedelta(seconds=float(self.duration))
-        fire = parse_cron(self.cron).last_fire(local, span)
+        # look back a little further than the duration: local wall-clock time
+        # may have jumped (DST); the exact test on elapsed time is below.
+        fire = parse_cron(self.cron).last_fire(local, span + timedelta(hours=3))
         if fire is None:
             return None
         start = fire.replace(tzinfo=zone)
-        end = start + span
+        end = (start.astimezone(timezone.utc) + span).astimezone(zone)  # elapsed time, across DST changes too
         return (start, end) if start <= now < end else None
 
 
@@ -199,8 +201,6 @@ class Environment(Section):
 
     def active_freeze(self, now: datetime | None = None) -> tuple[FreezeWindow, datetime, datetime] | None:
         """The freeze window in force at ``now`` (default: the current time), with its span."""
-        from datetime import timezone
-
         now = now or datetime.now(timezone.utc)
         for window in self.freeze:
             span = window.active_span(now)
