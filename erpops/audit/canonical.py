@@ -40,8 +40,10 @@ def normalize(value: Any) -> Any:
     unknown becomes its ``str`` — the log records what was seen rather than
     failing a run over a type it did not expect.
     """
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return _valid_unicode(value)
     if isinstance(value, int):
         return value if abs(value) <= MAX_SAFE_INTEGER else str(value)
     if isinstance(value, float):
@@ -49,7 +51,7 @@ def normalize(value: Any) -> Any:
             return int(value)
         return repr(value) if math.isfinite(value) else str(value)
     if isinstance(value, dict):
-        return {str(k): normalize(v) for k, v in value.items()}
+        return {_valid_unicode(str(k)): normalize(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
         return [normalize(v) for v in items]
@@ -58,6 +60,16 @@ def normalize(value: Any) -> Any:
     if isinstance(value, (date, PurePath)):
         return str(value)
     return str(value)
+
+
+def _valid_unicode(text: str) -> str:
+    """Lone surrogates (undecodable subprocess bytes kept by ``surrogateescape``)
+    cannot be UTF-8: they are written as ``\\udcxx`` text instead."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _utf16_key(key: str) -> bytes:
