@@ -9,6 +9,7 @@ is checked completely, and all its problems are reported at once as
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -158,6 +159,8 @@ def _merge_lab(inventory: Inventory, registration: dict[str, Any]) -> None:
         return  # the user's own definition of "lab" wins
     from erpops.paths import lab_dir
 
+    # Through JSON so that values built in Python (Path, ...) read like YAML scalars.
+    registration = json.loads(canonical_json(registration))
     raw = {"version": SUPPORTED_VERSION, **registration}
     lab = validate_document(YamlDocument(file=f"{lab_dir()} (lab registration)", data=raw, text=""))
     env = lab.environments.get(LAB)

@@ -206,3 +206,23 @@ def test_via_container_and_kubernetes():
 def test_bad_via_urls(bad):
     with pytest.raises(ValueError):
         parse_via(bad)
+
+
+def test_the_real_lab_registration_shape_validates(tmp_path):
+    """What erpops.lab.registration builds for a lab must pass the inventory's checks."""
+    registration = pytest.importorskip("erpops.lab.registration")
+    from erpops.lab.state import LabState, Node, RedisNode
+
+    st = LabState(root=str(tmp_path), bin_dir="/usr/lib/postgresql/15/bin", socket_dir=str(tmp_path),
+                  password_file=str(tmp_path / "pw"),
+                  nodes=[Node("lab-primary", "primary", 54321, str(tmp_path / "p"), "p.log"),
+                         Node("lab-replica", "replica", 54322, str(tmp_path / "r"), "r.log")],
+                  redis=RedisNode(6390, str(tmp_path), "r.pid", "r.log"))
+    raw = {"environments": {"lab": registration.environment_dict(st)},
+           "repositories": {"lab": registration.repository_dict(st)}}
+    inv = Inventory.empty()
+    _merge_lab(inv, raw)
+    lab = inv.environment("lab")
+    assert lab.postgres.primary.port == 54321 and lab.postgres.node("lab-replica").priority == 1
+    assert lab.backup_repository.path == str(tmp_path / "repository")
+    assert lab.redis.role == "sessions"
