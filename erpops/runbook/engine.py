@@ -115,7 +115,9 @@ class Engine:
     def _set_end(self, status: str, error: str | None, step: str | None, exc: StepError | None = None) -> None:
         if self.prefix:  # a fragment reports to its parent step, not to the run
             return
-        self.cp.status, self.cp.error, self.cp.failed_step = status, error, step
+        from erpops.secrets import REDACTOR
+
+        self.cp.status, self.cp.error, self.cp.failed_step = status, REDACTOR.redact(error), step
         self.exit_error = exc
 
     # --- one step -----------------------------------------------------------

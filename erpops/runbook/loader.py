@@ -55,8 +55,9 @@ def _inventory_runbooks_dir() -> Path | None:
     except ImportError:  # the inventory package is optional for runbooks that need no environment
         return None
     inventory = load_inventory()
-    if hasattr(inventory, "runbooks_dir_path"):  # relative to the inventory file
-        return inventory.runbooks_dir_path()
+    if hasattr(inventory, "runbooks_dir_path"):  # resolved relative to the inventory file
+        value = inventory.runbooks_dir_path
+        return value() if callable(value) else value
     value = getattr(inventory, "runbooks_dir", None)
     return Path(os.path.expanduser(str(value))) if value else None
 

@@ -75,7 +75,9 @@ def step_risk(step: Any, load_fragment) -> Risk:
         risks = [step_risk(s, load_fragment) for s in fragment.model.steps + fragment.model.on_failure]
         return max(risks, key=_ORDER.get, default=Risk.READ)
     spec = get_action(step.uses)
-    return spec.risk if spec else Risk.READ
+    risk = spec.risk if spec else Risk.READ
+    declared = Risk(step.risk) if step.risk else Risk.READ
+    return max(risk, declared, key=_ORDER.get)
 
 
 def placeholder_context(inputs: dict, env: Any, run: dict, done: dict | None = None) -> dict:

@@ -63,6 +63,8 @@ class Step(Strict):
     confirm: str | None = None  # a human gate before the step runs
     continue_on_error: bool = False
     undo: Union[UndoSpec, Literal[False], None] = None  # override (or disable) the action's undo
+    # raise (never lower) the action's risk: a shell.run that drops a database is DESTRUCTIVE
+    risk: Literal["READ", "WRITE", "DESTRUCTIVE"] | None = None
     description: str = ""
 
     @field_validator("id")
@@ -71,6 +73,11 @@ class Step(Strict):
         if v is not None and not STEP_ID.match(v):
             raise ValueError(f"step id {v!r} must be lowercase letters, digits and _ (it is used as steps.<id>)")
         return v
+
+    @field_validator("risk", mode="before")
+    @classmethod
+    def _risk_upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
 
     @field_validator("uses")
     @classmethod

@@ -69,7 +69,9 @@ class Checkpoint:
     def save(self, directory: Path) -> None:
         """Atomic: a crash leaves the previous checkpoint or the new one, never half of one."""
         directory.mkdir(parents=True, exist_ok=True)
-        data = asdict(self)
+        from erpops.secrets import REDACTOR
+
+        data = REDACTOR.redact(asdict(self))  # step outputs and errors may echo a secret
         fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", dir=directory)
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2, default=str)

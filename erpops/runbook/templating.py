@@ -58,6 +58,11 @@ def render_string(text: str, context: dict) -> Any:
 
     env = environment()
     m = _SINGLE.match(text)
+    for ref in _cached_references(text):
+        # Jinja adds names of its own to a render context (`self`, ...): only ours are readable
+        if ref[0] not in ROOTS and ref[0] not in context:
+            raise TemplateError(f"template {text.strip()!r}: {ref[0]!r} is not defined "
+                                f"(a template sees only {', '.join(ROOTS)})")
     try:
         if m and "{{" not in m.group("expr") and "}}" not in m.group("expr"):
             result = env.compile_expression(m.group("expr"), undefined_to_none=False)(**context)
@@ -105,6 +110,11 @@ def _explain(exc: Exception) -> str:
 
 
 # --- static analysis, for validation before anything runs --------------------
+
+
+@lru_cache(maxsize=4096)
+def _cached_references(text: str) -> tuple:
+    return tuple(references(text))
 
 
 def references(text: str) -> list[tuple[str, ...]]:

@@ -84,6 +84,14 @@ def _check_step(rb, step, loc, actions, inputs, earlier, load_fragment, stack) -
     if step.timeout is not None and step.timeout <= 0:
         out.append(doc.diagnostic(loc + ("timeout",), "a timeout must be longer than 0s"))
 
+    if step.risk and not step.is_fragment:
+        from erpops.actions.registry import Risk
+
+        spec = actions.get(step.uses)
+        order = [Risk.READ, Risk.WRITE, Risk.DESTRUCTIVE]
+        if spec and order.index(Risk(step.risk)) < order.index(spec.risk):
+            out.append(doc.diagnostic(loc + ("risk",), f"{step.uses} is {spec.risk.value}; a step may raise "
+                                      "its risk, never lower it"))
     if step.is_fragment:
         out += _check_fragment(rb, step, loc, load_fragment, stack)
     else:
