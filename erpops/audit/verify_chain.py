@@ -98,7 +98,8 @@ def verify_runs(runs_dir: Path, trusted: dict[str, TrustedKey], *, chain: ChainS
                 f"run {named}, which matches no run here: {what}", report.run_id, seq=0, other_run=named))
 
     if chain is not None:
-        chain_findings.extend(_local_state_findings(chain, by_id, ids_by_dir))
+        named = {f.other_run for f in chain_findings}  # one finding per missing run is enough
+        chain_findings.extend(f for f in _local_state_findings(chain, by_id, ids_by_dir) if f.other_run not in named)
     geneses = [r for r in reports if r.started and not _started(r).get("prev_run_seal")]
     if len(geneses) > 1:
         later = sorted(geneses, key=lambda r: r.ts)[1:]

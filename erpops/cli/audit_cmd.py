@@ -58,7 +58,8 @@ def _render_verification(result, strict: bool) -> None:
         first = min((r.ts for r in result.reports if r.ts), default="?")
         typer.echo(f"✓ {len(ok_runs):,} runs, {records:,} records, chain intact from {first}")
     elif ok_runs:
-        typer.echo(f"✓ {len(ok_runs):,} runs verified on their own")
+        n = len(ok_runs)
+        typer.echo(f"✓ {n:,} run{'s' if n != 1 else ''} intact ({sum(r.records for r in ok_runs):,} records)")
     for report in result.reports:
         if report.status == "ok":
             continue
