@@ -83,6 +83,7 @@ class KmsKey:
     region: str | None = None
     endpoint: str | None = None
     origin: str = "AWS KMS"
+    max_attempts: int = 3
 
     kind = "kms"
 
@@ -173,7 +174,8 @@ def _unwrap_one(slot: dict, source: KeySource, repo_id: str) -> bytes | None:
     except (KeyError, ValueError, TypeError) as exc:
         raise OperationFailed(f"a key slot of the repository is malformed ({exc})",
                               hint="the repository config was damaged; restore it from a copy") from None
-    kms = KmsKey(slot.get("key_id", ""), source.region or slot.get("region"), source.endpoint, source.origin)
+    kms = KmsKey(slot.get("key_id", ""), source.region or slot.get("region"), source.endpoint, source.origin,
+                 source.max_attempts)
     with _kms_errors(kms, "decrypt with"):
         from botocore.exceptions import ClientError
 
@@ -190,7 +192,7 @@ def _kms_client(source: KmsKey):
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "adaptive", "max_attempts": 3}, connect_timeout=5, read_timeout=20)
+    config = Config(retries={"mode": "adaptive", "max_attempts": source.max_attempts}, connect_timeout=5, read_timeout=20)
     return boto3.client("kms", region_name=source.region, endpoint_url=source.endpoint, config=config)
 
 

@@ -33,6 +33,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class SourceFailed(Exception):
+    """Carries an error of the caller's reader past our own OSError handling."""
+
+
+def _read_source(reader) -> bytes:
+    try:
+        return reader.read(COPY_BUFFER)
+    except OSError as exc:
+        raise SourceFailed() from exc
+
+
 class LocalStorage:
     def __init__(self, root: Path | str):
         self.root = Path(root)
@@ -62,10 +73,7 @@ class LocalStorage:
         written = 0
         try:
             with os.fdopen(fd, "wb") as out:
-                while True:
-                    piece = reader.read(COPY_BUFFER)
-                    if not piece:
-                        break
+                while piece := _read_source(reader):
                     out.write(piece)
                     written += len(piece)
                 out.flush()
@@ -80,6 +88,8 @@ class LocalStorage:
             else:
                 os.replace(tmp, final)
             _fsync_dir(final.parent)
+        except SourceFailed as failed:
+            raise failed.__cause__ from None  # the source's own error, not a storage problem
         except OSError as exc:
             raise self._failed("write", key, exc) from None
         finally:

@@ -33,6 +33,13 @@ class S3Endpoint:
     access_key: str
     secret_key: str
     region: str = "us-east-1"
+    bucket: str = "erpops-test"  # made by the fixture, without Object Lock
+
+    def unique_prefix(self) -> str:
+        """Tests share one bucket (each bucket costs SeaweedFS volumes), each under its own prefix."""
+        import uuid
+
+        return f"t-{uuid.uuid4().hex[:12]}"
 
     def client(self):
         import boto3
@@ -78,7 +85,7 @@ def _stop(proc: subprocess.Popen) -> None:
         return
     os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=8)
+        proc.wait(timeout=3)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
@@ -125,15 +132,16 @@ def seaweedfs():
 
 
 def _wait_until_writable(endpoint: S3Endpoint, deadline: float) -> None:
-    """The S3 port answers before the volume server takes writes: probe with a real put."""
+    """The S3 port answers before the volume server takes writes: probe with a real put
+    into the shared test bucket."""
     client = endpoint.client()
     last = None
     while time.monotonic() < deadline:
         try:
-            if "erpops-probe" not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
-                client.create_bucket(Bucket="erpops-probe")
-            client.put_object(Bucket="erpops-probe", Key="probe", Body=b"x")
-            client.delete_object(Bucket="erpops-probe", Key="probe")
+            if endpoint.bucket not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
+                client.create_bucket(Bucket=endpoint.bucket)
+            client.put_object(Bucket=endpoint.bucket, Key="probe", Body=b"x")
+            client.delete_object(Bucket=endpoint.bucket, Key="probe")
             return
         except Exception as exc:  # the server is still starting: any error means "not yet"
             last = exc
