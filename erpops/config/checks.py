@@ -49,7 +49,9 @@ def _valid(model: type[BaseModel], raw: Any) -> Any:
 
 
 def _check_name(doc: YamlDocument, loc: tuple, name: Any, what: str, out: list) -> None:
-    if not isinstance(name, str) or not NAME.fullmatch(name):
+    if not isinstance(name, str):
+        return  # pydantic reports a key that is not a string
+    if not NAME.fullmatch(name):
         out.append(doc.diagnostic(loc, f"invalid {what} name {name!r}: use letters, digits, '_', '.', '-' "
                                        "(it appears in backup ids and paths)", key=True))
 

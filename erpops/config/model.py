@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from erpops.config.cron import parse_cron
 from erpops.config.types import (AwareDatetime, DurationField, OdooVersion, SecretRef, SizeField, ViaURL,
-                                 parse_via, url_with)
+                                 one_of, parse_via, url_with)
 from erpops.errors import UsageError
 
-Tier = Literal["production", "staging", "development"]
+Tier = one_of("production", "staging", "development")
 
 
 class Section(BaseModel):
@@ -41,7 +41,7 @@ class PgNode(Section):
     user: str = "postgres"
     password: SecretRef | None = None
     dbname: str = "postgres"
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    sslmode: one_of("disable", "allow", "prefer", "require", "verify-ca", "verify-full") | None = None
     via: ViaURL = "local://"
     data_dir: str | None = None
     bin_dir: str | None = None
@@ -89,7 +89,7 @@ class Filestore(Section):
 
 class Redis(Section):
     url: url_with(("redis", "rediss", "unix"))
-    role: Literal["cache", "sessions", "queue"]
+    role: one_of("cache", "sessions", "queue")
     password: SecretRef | None = None
 
 
@@ -213,7 +213,7 @@ class Environment(Section):
 
 
 class ObjectLock(Section):
-    mode: Literal["governance", "compliance"]
+    mode: one_of("governance", "compliance")
     days: int = Field(gt=0)
 
 

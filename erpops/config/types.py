@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, PlainSerializer, PlainValidator
@@ -184,6 +184,23 @@ def url_with(schemes: tuple[str, ...]):
     return Annotated[str, BeforeValidator(check)]
 
 
+def one_of(*choices: str):
+    """A string among ``choices``; the error names them and suggests the nearest."""
+    from erpops.yamlsrc import suggest
+
+    def check(value: Any) -> str:
+        if isinstance(value, str) and value in choices:
+            return value
+        near = None
+        if isinstance(value, str) and value:
+            prefixed = [c for c in choices if c.startswith(value.lower())]  # "prod" -> "production"
+            near = prefixed[0] if len(prefixed) == 1 else suggest(value, choices)
+        message = f"expected one of {', '.join(choices)}; got {value!r}"
+        raise ValueError(message + (f" — did you mean {near!r}?" if near else ""))
+
+    return Annotated[Literal[choices], BeforeValidator(check)]
+
+
 def _version_string(value: Any) -> str:
     # `version: 17.0` is read by YAML as a float; Odoo versions are strings.
     if isinstance(value, bool):
@@ -212,4 +229,6 @@ def _kind(value: Any) -> str:
         return "a number"
     if isinstance(value, datetime):
         return "a date-time"
-    return f"{type(value).__name__}"
+    if isinstance(value, str):
+        return "an empty string" if not value else "text"
+    return type(value).__name__

@@ -226,3 +226,13 @@ def test_the_real_lab_registration_shape_validates(tmp_path):
     assert lab.postgres.primary.port == 54321 and lab.postgres.node("lab-replica").priority == 1
     assert lab.backup_repository.path == str(tmp_path / "repository")
     assert lab.redis.role == "sessions"
+
+
+def test_yaml_anchors_under_x_keys_are_shared(tmp_path):
+    path = tmp_path / "anchors.yaml"
+    path.write_text("version: 1\nx-pg: &pg {port: 5433, user: erpops}\nenvironments:\n"
+                    "  prod:\n    tier: production\n    postgres:\n      primary: {<<: *pg, host: db1}\n"
+                    "      replicas: [{<<: *pg, host: db2, name: db2}]\n")
+    prod = read_inventory_file(path).environment("prod")
+    assert (prod.postgres.primary.port, prod.postgres.primary.user) == (5433, "erpops")
+    assert prod.postgres.replicas[0].port == 5433

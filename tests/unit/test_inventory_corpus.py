@@ -50,7 +50,7 @@ def test_all_errors_of_a_file_are_reported_together(erpops):
 
 def test_an_inline_password_is_never_echoed(erpops):
     for name, secret in (("14_inline_password.yaml", "hunter2"), ("34_several_errors.yaml", "s3cret-inline"),
-                         ("35_password_in_url.yaml", "hunter2")):
+                         ("35_password_in_url.yaml", "hunter2"), ("41_secret_is_a_number.yaml", "8675309")):
         result = erpops("--config", str(CORPUS / name), "config", "validate")
         assert result.returncode == 2
         assert secret not in result.output
