@@ -62,6 +62,7 @@ def render_yaml(shown: dict) -> str:
 
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
+    yaml.width = 4096  # never fold a long path onto the next line
     yaml.sort_base_mapping_type_on_output = False
     buffer = io.StringIO()
     yaml.dump(REDACTOR.redact(shown["inventory"]), buffer)

@@ -105,3 +105,29 @@ def test_the_config_command_does_not_import_pydantic_for_help():
             "print(sorted(m for m in ('pydantic', 'ruamel.yaml', 'erpops.config') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _register_a_lab(isolated_home) -> None:
+    """Write the lab's own state file (no servers are needed to read the registration)."""
+    import pytest
+
+    state = pytest.importorskip("erpops.lab.state")
+    root = isolated_home / "data" / "lab"
+    root.mkdir(parents=True, exist_ok=True)
+    state.save(state.LabState(root=str(root), bin_dir="/usr/lib/postgresql/15/bin", socket_dir=str(root),
+                              password_file=str(root / "password"),
+                              nodes=[state.Node("lab-primary", "primary", 54321, str(root / "primary"), "p.log"),
+                                     state.Node("lab-replica", "replica", 54322, str(root / "replica"), "r.log")]))
+
+
+def test_show_the_registered_lab_next_to_the_file(erpops, isolated_home):
+    _register_a_lab(isolated_home)
+    result = erpops("--config", str(GOOD), "config", "show", "--json")
+    assert result.returncode == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["lab"] is True
+    assert sorted(doc["inventory"]["environments"]) == ["lab", "prod", "staging"]
+    lab = erpops("config", "show", "-e", "lab")
+    assert lab.returncode == 0, lab.output
+    assert "# environment lab: registered by the running lab" in lab.stdout
+    assert "port: 54322" in lab.stdout and "password: file:" in lab.stdout
