@@ -6,10 +6,32 @@ decide what happens without a TTY (usually: refuse with exit 3).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from typing import Callable, ContextManager
+
+# A live display (the rich renderer) registers a way to step aside while a
+# question is on screen, so that the prompt is not redrawn over.
+_SUSPENDERS: list[Callable[[], ContextManager]] = []
+
+
+def register_suspender(suspend: Callable[[], ContextManager]) -> None:
+    _SUSPENDERS.append(suspend)
+
+
+def unregister_suspender(suspend: Callable[[], ContextManager]) -> None:
+    if suspend in _SUSPENDERS:
+        _SUSPENDERS.remove(suspend)
 
 
 def _ask(question: str) -> str:
+    with contextlib.ExitStack() as stack:
+        for suspend in _SUSPENDERS:
+            stack.enter_context(suspend())
+        return _ask_now(question)
+
+
+def _ask_now(question: str) -> str:
     sys.stderr.write(question)
     sys.stderr.flush()
     answer = sys.stdin.readline()

@@ -4,6 +4,7 @@ last output line, durations, and ✓/✗/↷ when steps end."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -24,6 +25,18 @@ class RichRenderer:
         self.title = ""
         self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
         self.live.start()
+        from erpops.ui.prompts import register_suspender
+
+        register_suspender(self.suspended)
+
+    @contextlib.contextmanager
+    def suspended(self):
+        """Stop redrawing while a human answers a question."""
+        self.live.stop()
+        try:
+            yield
+        finally:
+            self.live.start()
 
     def _step(self, sid: str) -> dict:
         if sid not in self.steps:
@@ -111,5 +124,8 @@ class RichRenderer:
         return row
 
     def close(self) -> None:
+        from erpops.ui.prompts import unregister_suspender
+
+        unregister_suspender(self.suspended)
         self.live.update(self._render())
         self.live.stop()
