@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "erpops.cli.repo_cmd",
     "erpops.cli.audit_cmd",
     "erpops.cli.keys_cmd",
+    "erpops.cli.runbook_cmd",
 ]
 
 app = typer.Typer(
