@@ -78,7 +78,7 @@ def init(
     except ValueError as exc:
         raise UsageError(f"--chunk-size: {exc}") from None
     doc = init_repository(
-        repo, env=env_name(env, default=None), config_path=OPTIONS.config,
+        repo, env=env_name(env), config_path=OPTIONS.config,
         storage=_storage(endpoint, region, access_key, secret_key, path_style, part_size, concurrency, max_attempts),
         key=KeyOptions(key_file, passphrase_env, kms_key_id, kms_region, kms_endpoint),
         chunk_size=chunk, compression_level=compression_level,
@@ -116,7 +116,7 @@ def rekey(
 
     OPTIONS.json = json_mode(json)
     doc = rekey_repository(
-        repo, env=env_name(env, default=None), config_path=OPTIONS.config,
+        repo, env=env_name(env), config_path=OPTIONS.config,
         storage=_storage(endpoint, region, access_key, secret_key, path_style, None, None, None),
         key=KeyOptions(key_file, passphrase_env, kms_key_id, kms_region, kms_endpoint),
         new_key=KeyOptions(new_key_file, new_passphrase_env, new_kms_key_id, new_kms_region, kms_endpoint),
