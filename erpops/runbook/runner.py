@@ -126,7 +126,7 @@ def start(request: RunRequest, subscribers: list) -> Checkpoint:
     cp.save(directory)
     bus = _bus(subscribers, directory, run_id, request.tabletop)
     try:
-        bus.emit(ev.RunStarted(run_id=run_id, runbook=rb.name, runbook_path=str(rb.path), runbook_digest=rb.digest,
+        bus.emit(ev.RunStarted(run_id=run_id, runbook=rb.name, runbook_path=str(rb.path.resolve()), runbook_digest=rb.digest,
                                inputs=inputs, environment=request.env_name, inventory_digest=inventory_digest,
                                operator=cp.operator, host=socket.gethostname(), erpops_version=__version__,
                                tabletop=request.tabletop,
