@@ -48,20 +48,22 @@ def up(
 
 
 def _print_up(doc: dict) -> None:
-    from erpops.ui.output import log, ok
+    from erpops.ui.output import log, ok, warn
 
     if doc["action"] == "running":
         log("the lab is already running")
     elif doc["action"] == "started":
         log("the lab was stopped; started it again")
     for n in doc["nodes"]:
-        if n["role"] == "primary":
+        if n["state"] != "running":
+            warn(f"{n['name']} is {n['state']} (127.0.0.1:{n['port']})")
+        elif n["role"] == "primary":
             db = doc["databases"].get(doc["tenant"])
             ok(f"PostgreSQL {doc['pg_version'].split('.')[0]} primary   127.0.0.1:{n['port']}  "
                f"({doc['tenant']}: {_size(db)}, {doc['attachments'] or 0:,} attachments, "
                f"{_size(doc['filestore']['bytes'])} filestore)")
         else:
-            ok(f"{n['replication'] or n['state']} replica       127.0.0.1:{n['port']}  lag {_size(n['lag_bytes'])}")
+            ok(f"{n['replication'] or 'disconnected'} replica       127.0.0.1:{n['port']}  lag {_size(n['lag_bytes'])}")
     if doc.get("redis"):
         ok(f"redis (sessions)        {doc['redis']['url']}")
     ok('environment "lab" ready — try: erpops lab status')
@@ -85,14 +87,16 @@ def status(json: bool = typer.Option(False, "--json", help="One JSON document on
 
 
 def _print_status(doc: dict) -> None:
+    from rich import box
     from rich.table import Table
 
     from erpops.ui.output import stdout
 
-    table = Table(title=f"lab ({doc['root']}, PostgreSQL {doc['pg_version']}, scale {doc['scale']:g})",
-                  title_justify="left")
+    out = stdout()
+    out.print(f"lab in {doc['root']} (PostgreSQL {doc['pg_version']}, scale {doc['scale']:g})", markup=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("node", "role", "address", "pid", "state", "replication", "lag"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     for n in doc["nodes"]:
         table.add_row(n["name"], n["role"], f"127.0.0.1:{n['port']}", str(n["pid"] or "-"), n["state"],
                       n["replication"] or "-", _size(n["lag_bytes"]) if n["lag_bytes"] is not None else "-")
@@ -100,7 +104,6 @@ def _print_status(doc: dict) -> None:
         r = doc["redis"]
         table.add_row("redis", r["role"], r["url"].split("//")[1].split("/")[0], str(r["pid"] or "-"),
                       r["state"], "-", "-")
-    out = stdout()
     out.print(table)
     dbs = ", ".join(f"{name} {_size(size)}" for name, size in doc["databases"].items()) or "unknown (primary down)"
     out.print(f"databases: {dbs}")

@@ -150,6 +150,11 @@ def running(node: Node) -> bool:
     return pid is not None and pid_alive(pid) and _is_postgres(pid)
 
 
+def is_standby(node: Node) -> bool:
+    """A data directory that will start as a standby (pg_basebackup -R left standby.signal)."""
+    return Path(node.data_dir, "standby.signal").exists()
+
+
 def create_replica(bin_dir: Path, primary: Node, replica: Node, socket_dir: str,
                    password_file: Path) -> None:
     """Clone the primary with pg_basebackup -R into a streaming standby with its own slot."""

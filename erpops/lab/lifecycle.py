@@ -50,12 +50,18 @@ def up(*, scale: float = 1.0, replica: bool = True, with_redis: bool = False) ->
     if not replica and st.replicas():
         warnings.append("the lab already has a replica; --no-replica applies when it is created")
     action = "running"
-    for node in st.nodes:
-        if not cluster.running(node):
-            node.pid = cluster.start(Path(st.bin_dir), node)
-            action = "started"
-        else:
+    for node in sorted(st.nodes, key=lambda n: cluster.running(n), reverse=True):
+        if cluster.running(node):
             node.pid = cluster.postmaster_pid(node)
+            continue
+        other = _running_primary(st, besides=node)
+        if other and not cluster.is_standby(node):
+            # After a failover the old primary must not come back as a second primary.
+            warnings.append(f"not starting {node.name}: {other} is the primary now and {node.name} is not a "
+                            "standby; rejoin it as a replica (pg_rewind) before starting it")
+            continue
+        node.pid = cluster.start(Path(st.bin_dir), node)
+        action = "started"
     if with_redis and st.redis is None:
         st.redis = _redis_node(st, avoid={n.port for n in st.nodes})
     if st.redis and not lab_redis.running(st.redis):
@@ -65,20 +71,30 @@ def up(*, scale: float = 1.0, replica: bool = True, with_redis: bool = False) ->
     return {"action": action, "warnings": warnings, "state": st}
 
 
+def _running_primary(st: LabState, besides: Node) -> str | None:
+    for n in st.nodes:
+        if n is not besides and cluster.running(n):
+            try:
+                with connect(target(st, n), connect_timeout=3) as conn:
+                    if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                        return n.name
+            except OperationFailed:
+                continue
+    return None
+
+
 def _create(bin_dir: Path, *, scale: float, replica: bool, with_redis: bool) -> LabState:
     root = paths.lab_dir()
     root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o711)  # others may traverse (the postgres account), not list
-    changed = runas.make_traversable(root)
-    pg_dir = root / "pg"
-    (pg_dir / "run").mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o700)
+    pg_dir = runas.prepare_server_root(root)
     password_file = root / "postgres.password"
     _write_secret(password_file, secrets.token_urlsafe(24))
     st = LabState(root=str(root), bin_dir=str(bin_dir), socket_dir=str(pg_dir / "run"),
                   password_file=str(password_file), scale=scale,
                   pg_version=binaries.server_version(bin_dir),
                   created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  traversable_dirs=changed)
+                  pg_root=str(pg_dir))
     _write_secret(st.repository_key_file, secrets.token_hex(32))
     primary_port = cluster.free_port()
     st.nodes.append(Node(PRIMARY, "primary", primary_port, str(pg_dir / "primary"), str(pg_dir / "primary.log")))
@@ -116,7 +132,7 @@ def _build(st: LabState, bin_dir: Path, *, replica: bool, with_redis: bool) -> N
         admin.execute("CHECKPOINT")
     if replica:
         node = Node(REPLICA, "replica", cluster.free_port({primary.port}),
-                    str(Path(st.root) / "pg" / "replica"), str(Path(st.root) / "pg" / "replica.log"))
+                    str(Path(st.pg_root) / "replica"), str(Path(st.pg_root) / "replica.log"))
         st.nodes.append(node)
         lab_state.save(st)
         log(f"cloning {node.name} with pg_basebackup")
@@ -183,11 +199,11 @@ def _stop_all(st: LabState) -> list[dict]:
     """Stop every recorded process (redis, replicas, then the primary); return what was stopped."""
     stopped = []
     if st.redis:
-        pid = st.redis.pid
+        pid = st.redis.pid if lab_redis.running(st.redis) else None
         lab_redis.stop(st.redis)
         stopped.append({"name": "redis", "pid": pid})
     for node in sorted(st.nodes, key=lambda n: n.role == "primary"):
-        pid = cluster.postmaster_pid(node) or node.pid
+        pid = cluster.postmaster_pid(node) if cluster.running(node) else None
         cluster.stop(Path(st.bin_dir), node)
         if cluster.running(node):
             raise OperationFailed(f"PostgreSQL {node.name} (PID {pid}) is still running after pg_ctl stop",
@@ -200,11 +216,16 @@ def down() -> dict:
     """Stop everything the lab started and remove its directory."""
     root = paths.lab_dir()
     st = lab_state.load()
-    if st is None:
+    if st is None:  # nothing recorded: at most debris of an interrupted first `up`
         existed = root.exists()
+        pg_root = runas.server_root(root)
+        if pg_root.exists():
+            shutil.rmtree(pg_root)
         if existed:
             shutil.rmtree(root)
         return {"stopped": [], "removed": str(root) if existed else None}
     stopped = _stop_all(st)
+    if st.pg_root and Path(st.pg_root).exists():
+        shutil.rmtree(st.pg_root)
     shutil.rmtree(st.root)
     return {"stopped": stopped, "removed": st.root}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import stat
 import subprocess
 from pathlib import Path
 
@@ -72,23 +71,38 @@ def give_to_server(path: Path) -> None:
             os.chown(os.path.join(root, name), account.pw_uid, account.pw_gid, follow_symlinks=False)
 
 
-def make_traversable(path: Path) -> list[tuple[str, int]]:
-    """Add o+x to every ancestor of ``path`` that lacks it, so the server account can
-    reach it. Returns [(dir, old_mode)] so the change can be reported.
+def server_root(lab_root: Path) -> Path:
+    """Where the PostgreSQL data, sockets and logs of the lab at ``lab_root`` live.
 
-    The change is not undone by `lab down`: other labs (parallel test sessions)
-    may rely on the same ancestors, and o+x grants traversal only, never listing."""
-    if not server_account():
-        return []
-    changed = []
-    for parent in reversed(Path(path).resolve().parents):
-        mode = stat.S_IMODE(parent.stat().st_mode)
-        if not mode & stat.S_IXOTH:
-            os.chmod(parent, mode | stat.S_IXOTH)
-            changed.append((str(parent), mode))
-    here = Path(path).resolve()
-    mode = stat.S_IMODE(here.stat().st_mode)
-    if not mode & stat.S_IXOTH:
-        os.chmod(here, mode | stat.S_IXOTH)
-        changed.append((str(here), mode))
-    return changed
+    As a normal user: ``<lab>/pg``. As root: under the server account's home
+    (``/var/lib/postgresql/erpops-labs/<id>``), because the path down to the lab
+    directory may not stay traversable by `postgres`: home directories and
+    pytest's /tmp/pytest-of-root are 0700, and pytest resets that mode at every
+    session start, which would pull the data directory from under a running
+    server. ``<lab>/pg`` is then a symlink to it.
+    """
+    account = server_account()
+    if not account:
+        return Path(lab_root) / "pg"
+    import hashlib
+
+    home = Path(account.pw_dir)
+    base = home / "erpops-labs" if home.is_dir() else Path("/tmp") / "erpops-labs"
+    digest = hashlib.sha1(str(Path(lab_root).resolve()).encode()).hexdigest()[:12]
+    return base / digest
+
+
+def prepare_server_root(lab_root: Path) -> Path:
+    """Create the server root, owned by the server account, and link it from the lab."""
+    pg_root = server_root(lab_root)
+    (pg_root / "run").mkdir(parents=True, exist_ok=True)
+    account = server_account()
+    if account:
+        base = pg_root.parent
+        os.chown(base, account.pw_uid, account.pw_gid)
+        os.chmod(base, 0o700)
+        give_to_server(pg_root)
+        link = Path(lab_root) / "pg"
+        if not link.is_symlink():
+            link.symlink_to(pg_root)
+    return pg_root

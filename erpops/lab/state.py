@@ -50,7 +50,7 @@ class LabState:
     redis: RedisNode | None = None
     seeded: bool = False
     created_at: str = ""
-    traversable_dirs: list = field(default_factory=list)
+    pg_root: str = ""  # data dirs, sockets, logs (see runas.server_root)
 
     @property
     def filestore_root(self) -> Path:
