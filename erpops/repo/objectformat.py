@@ -202,7 +202,7 @@ class DecryptingReader(io.RawIOBase):
         if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE or flags & ~FLAG_PER_CHUNK_ZSTD:
             raise self._failure("its header is damaged")
         self._chunk_size = chunk_size
-        self._max_sealed = 1 + chunk_size + 64 + TAG_SIZE  # raw codec never exceeds this
+        self._max_sealed = 1 + chunk_size + TAG_SIZE  # zstd is kept only when smaller than raw
         self._prefix = prefix
         self._aad = header + name.encode("utf-8")
         self._aead = AESGCM(object_key(master_key, salt, name))

@@ -10,11 +10,11 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
-from erpops.errors import ExitCode, OperationFailed, Refused, UsageError, VerificationFailed
+from erpops.errors import ExitCode, Refused, UsageError, VerificationFailed
 from erpops.repo import keys
 from erpops.repo.repository import ObjectLock, Repository
 from erpops.repo.storage import ObjectExists, ObjectNotFound
