@@ -190,3 +190,14 @@ def test_the_wrong_master_key_is_detected(three_chunks):
 def test_garbage_is_not_an_object():
     error = assert_detected(b"PK\x03\x04 this is a zip file, not an erpops object" * 3)
     assert "not an erpops object" in error.message
+
+
+FLIP_TARGET = seal(mixed(3 * CHUNK + 500))
+
+
+@settings(max_examples=60, deadline=None)
+@given(position=st.integers(min_value=0, max_value=len(FLIP_TARGET) - 1), bit=st.integers(min_value=0, max_value=7))
+def test_any_single_bit_flip_is_detected(position, bit):
+    damaged = bytearray(FLIP_TARGET)
+    damaged[position] ^= 1 << bit
+    assert_detected(bytes(damaged))
