@@ -138,9 +138,9 @@ class AuditLog:
     def _run_started_data(self, data: dict) -> dict:
         from erpops import __version__
 
-        for key, value in operator_identity().items():
-            data.setdefault(key, value)
-        data.setdefault("erpops_version", __version__)
+        for key, value in [*operator_identity().items(), ("erpops_version", __version__)]:
+            if not data.get(key):  # the engine's values win when it gives them
+                data[key] = value
         data.setdefault("tabletop", self.tabletop)
         head = self._prev_run or {}
         data["prev_run_seal"] = head.get("seal_hash")

@@ -124,9 +124,21 @@ def describe(kind: str, data: dict) -> str:
     if kind == "run_started":
         return f"{data.get('operator')} started {data.get('runbook') or 'a run'} on {data.get('environment') or '?'}"
     if kind == "gate":
-        who = data.get("confirmed_by") or data.get("who") or data.get("operator") or "?"
-        typed = data.get("typed") or data.get("answer") or data.get("decision")
-        return f"confirmed by {who}" + (f", typed {typed!r}" if typed is not None else "")
+        who = data.get("by") or data.get("confirmed_by") or data.get("who") or data.get("operator") or "?"
+        text = f"{data.get('decision') or 'confirmed'} by {who}"
+        typed = data.get("typed") or data.get("answer")
+        text += f", typed {typed!r}" if typed is not None else ""
+        return text + (f" — {data['message']}" if data.get("message") else "")
+    if kind == "undo":
+        return f"undo {data.get('uses') or ''} {data.get('status') or ''}".strip() + (
+            f": {data['error']}" if data.get("error") else "")
+    if kind == "run_resumed":
+        return f"{data.get('operator') or '?'} resumed from step {data.get('from_step') or '?'}"
+    if kind == "step_started":
+        attempt = data.get("attempt")
+        return f"{data.get('uses') or ''}" + (f" (attempt {attempt})" if attempt not in (None, 1) else "")
+    if kind == "step_finished":
+        return "ok" + (" (simulated)" if data.get("simulated") else "")
     if kind == "step_failed":
         return str(data.get("error") or data.get("message") or "failed")
     if kind == "step_retried":

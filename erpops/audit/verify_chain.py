@@ -76,6 +76,14 @@ def verify_runs(runs_dir: Path, trusted: dict[str, TrustedKey], *, chain: ChainS
     ids_by_dir = {r.path.parent.name: r.run_id for r in reports}
     seal_owner = {h: r.run_id for r in reports for h in r.seal_hashes}
     chain_findings: list[Finding] = []
+    dirs_by_id: dict[str, list[str]] = {}
+    for r in reports:
+        dirs_by_id.setdefault(r.run_id, []).append(str(r.path.parent))
+    for rid, dirs in dirs_by_id.items():
+        if len(dirs) > 1:  # one run's log copied under another name: a replayed run
+            chain_findings.append(Finding(
+                "duplicate_run", f"run {rid} appears {len(dirs)} times ({', '.join(dirs[:3])}): a copied log",
+                rid, other_run=rid))
 
     recorded_unsealed: dict[str, str] = {}
     for report in reports:
@@ -100,7 +108,7 @@ def verify_runs(runs_dir: Path, trusted: dict[str, TrustedKey], *, chain: ChainS
     if chain is not None:
         named = {f.other_run for f in chain_findings}  # one finding per missing run is enough
         chain_findings.extend(f for f in _local_state_findings(chain, by_id, ids_by_dir) if f.other_run not in named)
-    geneses = [r for r in reports if r.started and not _started(r).get("prev_run_seal")]
+    geneses = list({r.run_id: r for r in reports if r.started and not _started(r).get("prev_run_seal")}.values())
     if len(geneses) > 1:
         later = sorted(geneses, key=lambda r: r.ts)[1:]
         chain_findings.append(Finding(

@@ -27,7 +27,7 @@ def record_run(run_id: str, *, seal: bool = True, signer=None, secret: Secret | 
     log.append("step_started", {"step": "dump"})
     log.append("step_output", {"step": "dump", "line": f"pg_dump: connecting with {secret.reveal() if secret else '-'}"})
     log.append("step_finished", {"step": "dump"})
-    log.append("gate", {"step": "commit", "who": "alice", "typed": "lab"})
+    log.append("gate", {"step": "commit", "by": "alice", "decision": "approved", "typed": "lab"})
     log.append("run_finished", {"status": "succeeded"})
     if seal:
         log.seal()
@@ -128,7 +128,7 @@ def test_list_and_show_with_secrets_masked(erpops):
     assert "backup" in row and "succeeded" in row and "yes" in row
     shown = erpops("audit", "show", "20261203T100000Z")
     assert shown.returncode == 0, shown.output
-    for expected in ("runbook   backup", "dump", "confirmed by alice, typed 'lab'", "sealed by ed25519:", '"password": "***"'):
+    for expected in ("runbook   backup", "dump", "approved by alice, typed 'lab'", "sealed by ed25519:", '"password": "***"'):
         assert expected in shown.stdout
     assert canary.reveal() not in shown.output
     assert canary.reveal() not in erpops("audit", "show", "20261203T100000Z", "--json").stdout
