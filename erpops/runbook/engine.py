@@ -24,8 +24,9 @@ from erpops.runbook import events as ev
 from erpops.runbook.confirm import ConfirmPolicy
 from erpops.runbook.plan import _PlaceholderSteps
 from erpops.runbook.state import Checkpoint, now_iso
+from erpops.runbook.tabletop import simulate
 from erpops.runbook.templating import TemplateError, evaluate_condition, render_value
-from erpops.units import format_duration, parse_duration
+from erpops.runbook.watchdog import call_with_deadline
 
 
 class Engine:
@@ -237,54 +238,15 @@ class Engine:
             raise StepError(f"{spec.name}: {text}", kind="template") from None
 
     def _call(self, ctx: StepContext, timeout: float | None, fn: Callable[[], Any]) -> dict:
-        """Run ``fn`` with a watchdog that cancels the step (and kills its processes) at the deadline."""
-        timer = None
-        if timeout:
-            def expire() -> None:
-                ctx.cancelled.set("timeout")
-                ctx.kill_processes()
-
-            timer = threading.Timer(timeout, expire)
-            timer.daemon = True
-            timer.start()
         self._current = ctx
         try:
-            result = fn()
-        except BaseException as exc:  # noqa: BLE001 - every failure of an action becomes a StepError
-            if ctx.cancelled.reason == "interrupted" or isinstance(exc, KeyboardInterrupt):
-                raise StepInterrupted() from None
-            if ctx.cancelled.reason == "timeout":
-                raise StepError(f"timed out after {format_duration(timeout)}", kind="timeout") from None
-            raise error_from(exc) from None
+            return _jsonable(call_with_deadline(ctx, timeout, fn))
         finally:
             self._current = None
-            if timer:
-                timer.cancel()
-        if ctx.cancelled.reason == "interrupted":
-            raise StepInterrupted()
-        if ctx.cancelled.reason == "timeout":
-            raise StepError(f"timed out after {format_duration(timeout)}", kind="timeout")
-        return _jsonable(result if isinstance(result, dict) else ({} if result is None else {"result": result}))
 
     def _simulate(self, step, sid, spec, kwargs, values, ctx, attempt) -> dict:
-        """Tabletop: the action's simulate (or its plan), with injected faults; nothing real is touched."""
-        injection = self.injections.pop(sid, None) if attempt >= 1 else None
-        if injection == "fail":
-            raise StepError(f"injected failure (tabletop): {step.uses} failed", kind="error")
-        if injection and injection.startswith("delay:"):
-            delay = parse_duration(injection.split(":", 1)[1])
-            self.bus.emit(ev.StepOutput(step=sid, line=f"[tabletop] injected delay of {format_duration(delay)}"))
-            if step.timeout and delay > step.timeout:
-                raise StepError(f"timed out after {format_duration(step.timeout)} (injected delay "
-                                f"{format_duration(delay)})", kind="timeout")
-        if spec.simulate_func and kwargs:
-            outputs = self._call(ctx, None, lambda: spec.simulate_func(ctx, **kwargs))
-        else:
-            ctx.plan(f"would call {spec.name} with {json.dumps(values, default=str)}")
-            outputs = {}
-        for line in ctx.planned:
-            self.bus.emit(ev.StepOutput(step=sid, line=f"[tabletop] {line}"))
-        return outputs
+        return simulate(step, sid, spec, kwargs, values, ctx, injections=self.injections, emit=self.bus.emit,
+                        call=lambda fn: self._call(ctx, None, fn))
 
     def _run_fragment(self, step, sid: str, values: dict) -> dict:
         from erpops.runbook.inputs import resolve
@@ -382,6 +344,9 @@ class Engine:
             return False
 
     def _on_signal(self, signum, frame) -> None:
+        if self._interrupted.is_set():
+            # a second Ctrl-C: an action that does not notice cancellation is stopped by force
+            raise KeyboardInterrupt
         self._interrupted.set()
         current = self._current_context()
         if current is not None:
