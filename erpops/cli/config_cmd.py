@@ -21,7 +21,12 @@ def validate(
 ) -> None:
     """Check the inventory and report every problem at once (file:line:column, key, fix).
 
-    Example: erpops --config erpops.yaml config validate
+    Exits 0 when the file is valid, 2 otherwise (or when no file is found).
+
+    \b
+    Examples:
+      erpops config validate
+      erpops --config /etc/erpops/erpops.yaml config validate --json
     """
     from erpops.config.show import validate_inventory, validate_summary
     from erpops.ui.output import emit_json, ok
@@ -42,7 +47,11 @@ def show(
     """Print the inventory in effect, defaults filled in, secrets masked.
 
     Secret references (env:NAME, file:PATH, ...) are shown; resolved values never are.
-    Example: erpops config show -e prod
+
+    \b
+    Examples:
+      erpops config show -e prod
+      erpops config show --json
     """
     import sys
 

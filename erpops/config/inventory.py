@@ -32,6 +32,8 @@ class Inventory(Section):
     @field_validator("version", mode="before")
     @classmethod
     def _version(cls, value: Any) -> int:
+        if isinstance(value, str) and value.strip() == str(SUPPORTED_VERSION):
+            return SUPPORTED_VERSION  # `version: "1"`
         if isinstance(value, bool) or value != SUPPORTED_VERSION:
             raise ValueError(f"unsupported inventory version {value!r}; this erpops reads version: {SUPPORTED_VERSION}")
         return SUPPORTED_VERSION
