@@ -220,13 +220,9 @@ def resume_cmd(
 
     as_json = json_mode(json)
     if dry_run:
-        from erpops.runbook.state import Checkpoint, run_dir
-
-        cp = Checkpoint.load(run_dir(run_id))
-        remaining = [sid for sid, st in cp.steps.items() if st.status not in ("succeeded", "skipped")]
-        show_result({"run_id": run_id, "status": cp.status, "remaining_started": remaining, "dry_run": True},
-                    lambda d: ok(f"run {run_id} is {d['status']}; resume would rerun from "
-                                 f"{(d['remaining_started'] or ['the next step'])[0]}"), as_json=as_json)
+        doc = runner.resume_preview(run_id, replan=replan)
+        show_result(doc, lambda d: ok(f"run {run_id} ({d['status']}) would resume at {d['from_step']} and run: "
+                                      f"{', '.join(d['remaining'])}; nothing was touched"), as_json=as_json)
         return
     policy = ConfirmPolicy(yes=yes, confirm_env=confirm_env, interactive=interactive())
     cp = runner.resume(run_id, replan=replan, policy=policy, subscribers=_renderers(as_json))

@@ -183,6 +183,20 @@ def resume(run_id: str, *, replan: bool, policy: ConfirmPolicy, subscribers: lis
     return _outcome(cp, engine)
 
 
+def resume_preview(run_id: str, *, replan: bool) -> dict:
+    """What ``resume`` would do, touching nothing (``resume --dry-run``)."""
+    cp = Checkpoint.load(run_dir(run_id))
+    rb = loader.load_path(Path(cp.runbook_path))
+    changed = rb.digest != cp.runbook_digest
+    if changed and not replan:
+        raise Refused(f"runbook {rb.path} changed since run {run_id} started; nothing was run",
+                      hint="resume with --replan to run the remaining steps of the changed runbook")
+    remaining = [s.id for s in rb.model.steps
+                 if cp.steps.get(s.id) is None or cp.steps[s.id].status not in ("succeeded", "skipped")]
+    return {"run_id": run_id, "status": cp.status, "from_step": remaining[0] if remaining else None,
+            "remaining": remaining, "inputs": cp.inputs, "runbook_changed": changed, "dry_run": True}
+
+
 def _bus(subscribers: list, directory: Path, run_id: str, tabletop: bool, resumed: bool = False) -> ev.EventBus:
     from erpops.runbook.audit_subscriber import AuditSubscriber
 

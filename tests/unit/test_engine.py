@@ -323,3 +323,51 @@ steps:
         assert canary not in text, name
     assert "token is ***" in (directory / "audit.jsonl").read_text()
     assert canary not in err.render()
+
+
+def test_resume_dry_run_touches_nothing(tmp_path):
+    flag = tmp_path / "flag"
+    path = write(tmp_path, f"""
+name: preview
+steps:
+  - id: one
+    uses: control.wait
+    with: {{duration: 1ms}}
+  - id: two
+    uses: shell.run
+    with: {{command: "test -f {flag}"}}
+  - id: three
+    uses: control.wait
+    with: {{duration: 1ms}}
+""")
+    cp, _, _ = run(path)
+    before = (run_dir(cp.run_id) / "audit.jsonl").read_text()
+    preview = runner.resume_preview(cp.run_id, replan=False)
+    assert preview["from_step"] == "two" and preview["remaining"] == ["two", "three"]
+    assert (run_dir(cp.run_id) / "audit.jsonl").read_text() == before
+
+
+def test_tabletop_delay_beyond_timeout_and_skip_decision(tmp_path):
+    path = write(tmp_path, """
+name: drill
+steps:
+  - id: dump
+    uses: shell.run
+    with: {command: "exit 1"}
+    timeout: 10m
+  - id: after
+    uses: http.check
+    with: {url: "http://127.0.0.1:9/"}
+""")
+    cp, events, err = run(path, tabletop=True, injections={"dump": "delay:1h"})
+    assert cp.status == "failed" and cp.steps["dump"].kind == "timeout"
+    assert "injected delay 1h" in cp.error
+    decision = next(e for e in events if e.type == "gate")
+    assert (decision.decision, decision.by) == ("abort", "default (no TTY)")
+
+    request = runner.RunRequest(runbook=str(path), tabletop=True, injections={"dump": "fail"},
+                                policy=ConfirmPolicy(decisions={"dump": "skip"}))
+    events: list = []
+    done = runner.start(request, [events.append])
+    assert done.status == "succeeded" and done.steps["after"].outputs["status"] == 200
+    assert any(e.type == "step_output" and "would GET http://127.0.0.1:9/" in e.line for e in events)
