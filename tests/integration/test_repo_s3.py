@@ -167,3 +167,36 @@ def test_repo_init_on_s3_from_the_command_line(seaweedfs, erpops, locked_bucket,
     wrong = erpops("repo", "rekey", url, *common, "--passphrase-env", "REPO_PASS",
                    "--new-key-file", str(tmp_path / "other.key"), env=env)
     assert wrong.returncode == ExitCode.USAGE and "has no passphrase key slot" in wrong.stderr
+
+
+class RandomSource:
+    """Random bytes made on demand, never held whole."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = min(n if n > 0 else 1 << 20, self.left)
+        self.left -= n
+        return os.urandom(n)
+
+
+def test_an_80_mb_object_streams_through_s3_in_bounded_memory(s3_env, where):
+    import tracemalloc
+
+    repo = Repository.init("s3://{}/{}".format(*where), key_file(), s3=s3_env)
+    repo.put_object("warmup", RandomSource(PART + 1))  # boto3's one-time allocations out of the way
+    tracemalloc.start()
+    try:
+        repo.put_object("big", RandomSource(80 << 20))
+        put_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        with repo.get_object("big") as reader:
+            while reader.read(1 << 16):
+                pass
+        get_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # parts in flight: part_size x (concurrency + 1) = 15 MiB, plus botocore's own copies
+    assert put_peak < 48 << 20, f"upload peaked at {put_peak >> 20} MiB for an 80 MiB object"
+    assert get_peak < 16 << 20, f"download peaked at {get_peak >> 20} MiB"
