@@ -213,7 +213,9 @@ def _outcome(cp: Checkpoint, engine) -> Checkpoint:
                              hint=f"continue with: erpops runbook resume {cp.run_id}")
     err = OperationFailed(f"run {cp.run_id} failed at step {cp.failed_step}: {cp.error}", hint=hint)
     cause: ErpopsError | None = getattr(engine, "exit_error", None)
-    if cause is not None and cause.exit_code not in (0, 130):
+    if cause is not None and getattr(cause, "kind", None) == "refused":
+        err.exit_code = Refused.exit_code  # a human said no at a gate
+    elif cause is not None and cause.exit_code not in (0, 130):
         err.exit_code = cause.exit_code
     return _raise(err)
 

@@ -371,3 +371,30 @@ steps:
     done = runner.start(request, [events.append])
     assert done.status == "succeeded" and done.steps["after"].outputs["status"] == 200
     assert any(e.type == "step_output" and "would GET http://127.0.0.1:9/" in e.line for e in events)
+
+
+def test_declined_gate_fails_the_run_with_exit_3_and_rolls_back(tmp_path, monkeypatch):
+    journal = tmp_path / "journal"
+    path = write(tmp_path, f"""
+name: declined
+steps:
+  - id: prepare
+    uses: shell.run
+    with: {{command: "echo prepare >> {journal}"}}
+    undo: {{uses: shell.run, with: {{command: "echo undo prepare >> {journal}"}}}}
+  - id: ask
+    uses: control.confirm
+    with: {{message: "switch traffic now?"}}
+""")
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
+    request = runner.RunRequest(runbook=str(path), policy=ConfirmPolicy(interactive=True))
+    events: list = []
+    with pytest.raises(ErpopsError) as info:
+        runner.start(request, [events.append])
+    assert info.value.exit_code == 3 and "not approved: switch traffic now?" in info.value.message
+    gate = next(e for e in events if e.type == "gate")
+    assert gate.decision == "declined"
+    assert journal.read_text() == "prepare\nundo prepare\n"
