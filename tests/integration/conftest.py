@@ -67,6 +67,11 @@ class Lab:
         return psycopg.connect(host="127.0.0.1", port=self.node(node)["port"], user="postgres",
                                password=self.password, dbname=dbname, autocommit=True, **kwargs)
 
+    def popen(self, *args: str, **kwargs) -> subprocess.Popen:
+        """The installed command running in the background (text pipes, no TTY)."""
+        return subprocess.Popen([str(ERPOPS_BIN), *args], env={**os.environ, **self.env}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, **kwargs)
+
     def erpops(self, *args: str, **kwargs):
         return run_erpops(*args, env={**self.env, **kwargs.pop("env", {})}, **kwargs)
 
@@ -120,6 +125,27 @@ def make_lab(tmp_path):
     for lab in made:
         if lab.root.exists():
             _stop_lab(lab)
+
+
+class ProcessProbe:
+    """What is still running: for tests proving the lab leaves nothing behind."""
+
+    @staticmethod
+    def pids_alive(pids) -> list[int]:
+        return pids_alive(pids)
+
+    @staticmethod
+    def children_of(pid: int) -> list[int]:
+        return children_of(pid)
+
+    @staticmethod
+    def processes_under(path: Path) -> list[str]:
+        return processes_under(path)
+
+
+@pytest.fixture
+def process_probe() -> ProcessProbe:
+    return ProcessProbe()
 
 
 def pids_alive(pids) -> list[int]:
