@@ -99,8 +99,14 @@ def verify_runs(runs_dir: Path, trusted: dict[str, TrustedKey], *, chain: ChainS
         seal = data.get("prev_run_seal")
         if seal and seal not in seal_owner:
             named = data.get("prev_run_id") or "?"
-            what = (f"run {named} no longer has that seal (truncated or re-sealed)" if named in by_id
-                    else f"run {named} is missing (deleted)")
+            if named in by_id:  # the run is there but its named seal is not: its tail was cut or re-sealed
+                lost = by_id[named]
+                lost.findings.append(Finding(
+                    "truncated_tail", f"truncated tail: run {report.run_id} names this run's seal {seal[:16]}…, "
+                    f"which is no longer in its log (cut after record {lost.records - 1}, or re-sealed)",
+                    named, seq=lost.records, line=lost.records + 1, other_run=report.run_id))
+                continue
+            what = f"run {named} is missing (deleted)"
             chain_findings.append(Finding(
                 "chain_break", f"chain broken before run {report.run_id}: it names the seal {seal[:16]}… of "
                 f"run {named}, which matches no run here: {what}", report.run_id, seq=0, other_run=named))
@@ -116,8 +122,16 @@ def verify_runs(runs_dir: Path, trusted: dict[str, TrustedKey], *, chain: ChainS
             + ", ".join(r.run_id for r in later[:5]) + " — logs from another machine or a reset state dir",
             later[0].run_id, severity=WARNING))
 
+    head = chain.head() if chain is not None else None
     for report in reports:
         _classify_unsealed(report, reports, recorded_unsealed, chain)
+        if (head and head.get("run_id") == report.run_id and report.ends_sealed
+                and head.get("seal_hash") not in report.seal_hashes):
+            # A resumed run holds several seals: cut after an earlier one, it still ends sealed.
+            report.findings.append(Finding(
+                "truncated_tail", f"truncated tail: the log ends after record {report.records - 1}, but the "
+                f"local chain head names a later seal {head['seal_hash'][:16]}… of this run",
+                report.run_id, seq=report.records, line=report.records + 1))
         if report.follow_broken and report.status == "tampered":
             a, b = report.follow_broken
             report.findings.append(Finding(
@@ -147,6 +161,8 @@ def _local_state_findings(chain: ChainState, by_id: dict, ids_by_dir: dict) -> l
 
 def _classify_unsealed(report: RunReport, reports: list[RunReport], recorded: dict[str, str],
                        chain: ChainState | None) -> None:
+    if any(f.kind == "truncated_tail" for f in report.findings):
+        return  # a later run already showed that this log lost its seal
     if report.ends_sealed:
         if report.partial_tail:
             report.findings.append(Finding(

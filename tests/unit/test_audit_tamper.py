@@ -44,13 +44,19 @@ class Workspace:
         self.chain = ChainState(root / "state")
         self.count = 0
 
-    def write_run(self, steps, signer=SIGNER, seal=True) -> Path:
+    def write_run(self, steps, signer=SIGNER, seal=True, resumed=False) -> Path:
+        """A run; ``resumed``: interrupted, sealed, then resumed and sealed again (two seals)."""
         run_id = f"20261203T10{self.count:04d}Z-backup-{self.count:04x}"
         self.count += 1
         log = AuditLog.start(self.runs / run_id, run_id, signer, chain=self.chain)
         log.append("run_started", {"runbook": "backup", "environment": "lab", "inputs": {"tenant": "store42"}})
-        for kind, data in steps:
+        for n, (kind, data) in enumerate(steps):
             log.append(kind, {"step": "dump", **data})
+            if resumed and n == len(steps) // 2:
+                log.append("run_finished", {"status": "interrupted"})
+                log.seal()
+                log = AuditLog.resume(log.run_dir, signer, chain=self.chain)
+                log.append("run_resumed", {"from_step": "dump"})
         log.append("run_finished", {"status": "succeeded"})
         if seal:
             log.seal()
@@ -74,11 +80,11 @@ def errors(report):
 
 def test_untampered_random_logs_verify(tmp_path):
     @SETTINGS
-    @given(step_records)
-    def check(steps):
+    @given(step_records, st.booleans())
+    def check(steps, resumed):
         with tempfile.TemporaryDirectory(dir=tmp_path) as d:
             ws = Workspace(Path(d))
-            path = ws.write_run(steps)
+            path = ws.write_run(steps, resumed=resumed)
             result = ws.verify()
             assert result.valid and report_for(result, path).status == "ok", report_for(result, path).findings
 
@@ -87,11 +93,11 @@ def test_untampered_random_logs_verify(tmp_path):
 
 def test_modified_byte_anywhere_is_detected_at_its_line(tmp_path):
     @SETTINGS
-    @given(step_records, st.data())
-    def check(steps, data):
+    @given(step_records, st.data(), st.booleans())
+    def check(steps, data, resumed):
         with tempfile.TemporaryDirectory(dir=tmp_path) as d:
             ws = Workspace(Path(d))
-            path = ws.write_run(steps)
+            path = ws.write_run(steps, resumed=resumed)
             raw = bytearray(path.read_bytes())
             pos = data.draw(st.integers(0, len(raw) - 1), label="position")
             new = data.draw(st.integers(0, 255).filter(lambda b: b != raw[pos]), label="byte")
@@ -107,11 +113,11 @@ def test_modified_byte_anywhere_is_detected_at_its_line(tmp_path):
 
 def test_deleted_record_is_named(tmp_path):
     @SETTINGS
-    @given(step_records, st.data())
-    def check(steps, data):
+    @given(step_records, st.data(), st.booleans())
+    def check(steps, data, resumed):
         with tempfile.TemporaryDirectory(dir=tmp_path) as d:
             ws = Workspace(Path(d))
-            path = ws.write_run(steps)
+            path = ws.write_run(steps, resumed=resumed)
             lines = lines_of(path)
             k = data.draw(st.integers(0, len(lines) - 1), label="deleted seq")
             path.write_bytes(b"".join(lines[:k] + lines[k + 1:]))
@@ -124,11 +130,11 @@ def test_deleted_record_is_named(tmp_path):
 
 def test_swapped_records_are_named(tmp_path):
     @SETTINGS
-    @given(step_records, st.data())
-    def check(steps, data):
+    @given(step_records, st.data(), st.booleans())
+    def check(steps, data, resumed):
         with tempfile.TemporaryDirectory(dir=tmp_path) as d:
             ws = Workspace(Path(d))
-            path = ws.write_run(steps)
+            path = ws.write_run(steps, resumed=resumed)
             lines = lines_of(path)
             i = data.draw(st.integers(0, len(lines) - 2), label="i")
             j = data.draw(st.integers(i + 1, len(lines) - 1), label="j")
@@ -143,11 +149,11 @@ def test_swapped_records_are_named(tmp_path):
 
 def test_truncated_tail_is_named(tmp_path):
     @SETTINGS
-    @given(step_records, st.data())
-    def check(steps, data):
+    @given(step_records, st.data(), st.booleans())
+    def check(steps, data, resumed):
         with tempfile.TemporaryDirectory(dir=tmp_path) as d:
             ws = Workspace(Path(d))
-            path = ws.write_run(steps)
+            path = ws.write_run(steps, resumed=resumed)
             raw = path.read_bytes()
             cut = data.draw(st.integers(0, len(raw) - 1), label="cut at")
             path.write_bytes(raw[:cut])

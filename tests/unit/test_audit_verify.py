@@ -79,3 +79,30 @@ def test_a_record_spliced_from_another_run_is_named():
     report = next(r for r in verify_runs(runs_dir(), trusted_keys(), chain=ChainState()).reports if r.run_id == "a")
     assert report.status == "tampered"
     assert ("foreign_record", 2) in [(f.kind, f.line) for f in report.findings]
+
+
+def test_a_resumed_run_cut_after_its_first_seal_is_truncated():
+    log = run("a")  # run_started, step_started, run_finished, seal
+    again = AuditLog.resume(log.run_dir, load_signer(None))
+    again.append("run_resumed", {"from_step": "dump"})
+    again.append("run_finished", {"status": "succeeded"})
+    again.seal()
+    run("b")  # names a's last seal: the cut shows even without local state
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    log.path.write_bytes(b"".join(lines[:4]))  # still ends with a valid seal
+    for chain in (ChainState(), None):  # this machine, and an auditor's copy without its state
+        report = next(r for r in verify_runs(runs_dir(), trusted_keys(), chain=chain).reports if r.run_id == "a")
+        assert report.status == "tampered"
+        assert [(f.kind, f.seq, f.other_run) for f in report.findings] == [("truncated_tail", 4, "b")]
+
+
+def test_the_head_run_cut_after_its_first_seal_is_truncated():
+    log = run("a")
+    again = AuditLog.resume(log.run_dir, load_signer(None))
+    again.append("run_resumed", {"from_step": "dump"})
+    again.seal()
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    log.path.write_bytes(b"".join(lines[:4]))
+    report = verify_runs(runs_dir(), trusted_keys(), chain=ChainState()).reports[0]
+    assert report.status == "tampered"
+    assert [(f.kind, f.seq) for f in report.findings] == [("truncated_tail", 4)]
