@@ -122,7 +122,9 @@ def timeline(path: Path) -> dict:
 def describe(kind: str, data: dict) -> str:
     """A short human phrase for one record."""
     if kind == "run_started":
-        return f"{data.get('operator')} started {data.get('runbook') or 'a run'} on {data.get('environment') or '?'}"
+        where = f" on {data['environment']}" if data.get("environment") else ""
+        return f"{data.get('operator')} started {data.get('runbook') or 'a run'}{where}" + (
+            " (tabletop)" if data.get("tabletop") else "")
     if kind == "gate":
         who = data.get("by") or data.get("confirmed_by") or data.get("who") or data.get("operator") or "?"
         text = f"{data.get('decision') or 'confirmed'} by {who}"

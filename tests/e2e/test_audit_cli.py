@@ -134,3 +134,17 @@ def test_list_and_show_with_secrets_masked(erpops):
     assert canary.reveal() not in erpops("audit", "show", "20261203T100000Z", "--json").stdout
     missing = erpops("audit", "show", "nope")
     assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
+
+
+def test_nothing_to_verify_or_show_is_a_clear_usage_error(erpops):
+    empty = erpops("audit", "verify")
+    assert empty.returncode == 2 and "no run logs" in empty.stderr
+    assert erpops("audit", "list").stdout.strip() == "no runs recorded yet"
+    nokey = erpops("keys", "show")
+    assert nokey.returncode == 2 and "erpops keys init" in nokey.stderr
+
+
+def test_help_lists_the_commands(erpops):
+    out = erpops("--help").stdout
+    assert "audit" in out and "keys" in out
+    assert "--trusted-key" in erpops("audit", "verify", "--help").stdout
