@@ -286,3 +286,21 @@ def test_actions_doc_is_current(erpops):
     result = erpops("runbook", "actions", "--markdown")
     committed = (Path(__file__).parents[2] / "docs" / "actions.md").read_text()
     assert result.stdout == committed, "docs/actions.md is stale: run scripts/gen_actions_doc.py"
+
+
+def test_builtin_fragment_waits_for_a_service(erpops, tmp_path, http_server):
+    url, hits = http_server
+    path = tmp_path / "after-restart.yaml"
+    path.write_text(f"""
+name: after-restart
+steps:
+  - id: ready
+    uses: runbook:wait-http
+    with: {{url: "{url}/web/health", attempts: 3, interval: 100ms}}
+  - id: report
+    uses: shell.run
+    with: {{command: "echo status {{{{ steps.ready.outputs.status }}}}"}}
+""")
+    result = erpops("runbook", "run", str(path))
+    assert result.returncode == 0, result.output
+    assert "report| status 200" in result.stderr and hits == ["/web/health"]

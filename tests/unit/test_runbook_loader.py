@@ -87,3 +87,11 @@ def test_inputs_are_typed_and_all_problems_reported():
     message = info.value.message
     assert "expected an integer" in message and "did you mean 'fast'" in message
     assert "no input 'extra'" in message and "input who is required" in message
+
+
+def test_every_builtin_runbook_is_valid():
+    builtins = sorted(loader.builtin_dir().glob("*.yaml"))
+    assert builtins, "no built-in runbooks found"
+    for path in builtins:
+        rb = loader.load_path(path, "builtin")
+        runner.validate.check(rb)
