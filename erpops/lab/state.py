@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from erpops import paths
@@ -81,10 +81,17 @@ class LabState:
 
     @classmethod
     def from_dict(cls, data: dict) -> "LabState":
-        data = dict(data)
-        data["nodes"] = [Node(**n) for n in data.get("nodes", [])]
-        data["redis"] = RedisNode(**data["redis"]) if data.get("redis") else None
+        # Keys written by another erpops version are ignored: `lab down` must
+        # always be able to read the PIDs it has to stop.
+        data = _known(cls, data)
+        data["nodes"] = [Node(**_known(Node, n)) for n in data.get("nodes", [])]
+        data["redis"] = RedisNode(**_known(RedisNode, data["redis"])) if data.get("redis") else None
         return cls(**data)
+
+
+def _known(cls, data: dict) -> dict:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 def state_path(root: Path | None = None) -> Path:

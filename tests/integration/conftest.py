@@ -78,20 +78,24 @@ class Lab:
 
 def _start_lab(home: Path, *args: str) -> Lab:
     home.mkdir(parents=True, exist_ok=True)
-    (home / "config").mkdir(exist_ok=True)
-    env = {"ERPOPS_HOME": str(home), "XDG_CONFIG_HOME": str(home / "config")}
-    lab = Lab(home=home, env=env)
-    result = lab.erpops("lab", "up", *args, timeout=300)
+    # Only ERPOPS_HOME is the lab's: a test's own XDG dirs (keys, inventory) stay its own.
+    lab = Lab(home=home, env={"ERPOPS_HOME": str(home)})
+    result = lab.erpops("lab", "up", *args, timeout=300, env=_private_config(home))
     if result.returncode != 0:
         logs = "".join(f"\n--- {log}:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
                        for log in sorted((home / "lab" / "pg").glob("*.log")))
-        lab.erpops("lab", "down")
+        lab.erpops("lab", "down", env=_private_config(home))
         pytest.fail(f"erpops lab up failed (exit {result.returncode}):\n{result.output}{logs}")
     return lab
 
 
+def _private_config(home: Path) -> dict:
+    (home / "config").mkdir(exist_ok=True)
+    return {"XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state")}
+
+
 def _stop_lab(lab: Lab) -> None:
-    result = lab.erpops("lab", "down", timeout=120)
+    result = lab.erpops("lab", "down", timeout=120, env=_private_config(lab.home))
     assert result.returncode == 0, result.output
 
 
@@ -107,7 +111,6 @@ def lab(tmp_path_factory):
 def lab_home(lab, isolated_home, monkeypatch):
     """Point this test's ERPOPS_HOME at the shared lab (after isolated_home set its own)."""
     monkeypatch.setenv("ERPOPS_HOME", str(lab.home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", lab.env["XDG_CONFIG_HOME"])
     return lab
 
 
