@@ -22,7 +22,7 @@ from typing import Any, Callable
 from erpops.actions.registry import StepContext, StepError, StepInterrupted, error_from, get_action
 from erpops.runbook import events as ev
 from erpops.runbook.confirm import ConfirmPolicy
-from erpops.runbook.plan import _PlaceholderSteps
+from erpops.runbook.plan import SimulatedOutputs, _PlaceholderSteps
 from erpops.runbook.state import Checkpoint, now_iso
 from erpops.runbook.tabletop import simulate
 from erpops.runbook.templating import TemplateError, evaluate_condition, render_value
@@ -325,8 +325,8 @@ class Engine:
 
     def context(self) -> dict:
         steps: dict = {k: {"outputs": v} for k, v in self.outputs.items()}
-        if self.tabletop:
-            steps = _PlaceholderSteps(steps)
+        if self.tabletop:  # simulations return few outputs: the rest reads as placeholders
+            steps = _PlaceholderSteps({k: {"outputs": SimulatedOutputs(k, v)} for k, v in self.outputs.items()})
         run = {"id": self.cp.run_id, "started_at": self.cp.started_at, "operator": self.cp.operator,
                "tabletop": self.tabletop}
         return {"inputs": self.inputs, "env": self.env_context, "steps": steps, "run": run}

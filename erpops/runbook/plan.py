@@ -98,6 +98,17 @@ class _PlaceholderSteps(dict):
         return self[name]
 
 
+class SimulatedOutputs(dict):
+    """A tabletop step's outputs: what its simulation returned, placeholders for the rest."""
+
+    def __init__(self, step: str, values: dict):
+        super().__init__(values)
+        self._step = step
+
+    def __missing__(self, key: str) -> Placeholder:
+        return Placeholder(f"steps.{self._step}.outputs.{key}")
+
+
 def resolve_for_display(value: Any, context: dict) -> Any:
     """Render what can be rendered; leave the rest as written."""
     if isinstance(value, dict):

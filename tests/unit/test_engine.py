@@ -398,3 +398,24 @@ steps:
     gate = next(e for e in events if e.type == "gate")
     assert gate.decision == "declined"
     assert journal.read_text() == "prepare\nundo prepare\n"
+
+
+def test_tabletop_reads_missing_outputs_as_placeholders(tmp_path):
+    path = write(tmp_path, """
+name: chain
+steps:
+  - id: fail_free
+    uses: control.fail
+    with: {times: 0}
+    continue_on_error: true
+  - id: wait
+    uses: control.wait
+    with: {duration: 1h}
+  - id: use
+    uses: shell.run
+    with: {command: "echo {{ steps.wait.outputs.nothing_simulated }}"}
+""")
+    cp, events, err = run(path, tabletop=True)
+    assert err is None, err
+    lines = [e.line for e in events if e.type == "step_output"]
+    assert "[tabletop] would run on local: /bin/sh -c 'echo <steps.wait.outputs.nothing_simulated>'" in lines, lines
