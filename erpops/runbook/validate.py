@@ -93,6 +93,10 @@ def _check_step(rb, step, loc, actions, inputs, earlier, load_fragment, stack) -
             out.append(doc.diagnostic(loc + ("risk",), f"{step.uses} is {spec.risk.value}; a step may raise "
                                       "its risk, never lower it"))
     if step.is_fragment:
+        for key, value in (("timeout", step.timeout), ("undo", step.undo)):
+            if value is not None:
+                out.append(doc.diagnostic(loc + (key,), f"{key}: does not apply to a fragment step; set it on "
+                                          "the fragment's own steps", key=True))
         out += _check_fragment(rb, step, loc, load_fragment, stack)
     else:
         out += check_with(rb, loc, step.uses, step.with_, actions)
