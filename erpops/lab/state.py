@@ -113,6 +113,22 @@ def save(state: LabState) -> None:
     os.replace(tmp, path)
 
 
+def set_primary(name: str, root: Path | None = None) -> LabState:
+    """Record that ``name`` is now the primary (after a failover): the inventory's
+    `lab` environment then names it as primary and the others as replicas."""
+    st = load(root)
+    if st is None:
+        from erpops.errors import UsageError
+
+        raise UsageError("the lab is not running", hint="run: erpops lab up")
+    st.node(name)  # KeyError for an unknown node: a programming error, not a user's
+    for n in st.nodes:
+        n.role = "primary" if n.name == name else "replica"
+    st.nodes.sort(key=lambda n: n.role != "primary")
+    save(st)
+    return st
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from erpops.config import load_inventory
 from erpops.lab import runas
+from erpops.lab.state import set_primary
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +64,7 @@ def test_up_restarts_a_stopped_lab_with_its_data(make_lab):
         assert conn.execute("SELECT count(*) FROM pos_order").fetchone()[0] == orders
 
 
-def test_load_keeps_writing_across_a_failover(make_lab, tmp_path):
+def test_load_keeps_writing_across_a_failover(make_lab, tmp_path, monkeypatch):
     lab = make_lab("--scale", "0.01")
     ledger = tmp_path / "ledger.jsonl"
     load = lab.popen("lab", "load", "--rate", "30", "--duration", "5s", "--ledger", str(ledger), "--json")
@@ -93,3 +95,10 @@ def test_load_keeps_writing_across_a_failover(make_lab, tmp_path):
     # Not a second primary: `up` refuses to restart the old one behind the new one's back.
     again = lab.erpops("lab", "up", "--scale", "0.01")
     assert again.returncode == 0 and "not starting lab-primary" in again.stderr
+
+    # What a failover records: the environment now names the promoted node as primary.
+    set_primary("lab-replica", root=lab.root)
+    monkeypatch.setenv("ERPOPS_HOME", str(lab.home))
+    env = load_inventory().environment("lab")
+    assert env.postgres.primary.name == "lab-replica"
+    assert [r.name for r in env.postgres.replicas] == ["lab-primary"]
