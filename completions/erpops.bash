@@ -7,11 +7,66 @@ _erpops_complete() {
     word="${COMP_WORDS[i]}"
     [[ "$word" == -* ]] && continue
     case "$path${path:+ }$word" in
-
+      "audit") path="audit" ;;
+      "audit list") path="audit list" ;;
+      "audit show") path="audit show" ;;
+      "audit verify") path="audit verify" ;;
+      "config") path="config" ;;
+      "config show") path="config show" ;;
+      "config validate") path="config validate" ;;
+      "doctor") path="doctor" ;;
+      "keys") path="keys" ;;
+      "keys init") path="keys init" ;;
+      "keys show") path="keys show" ;;
+      "lab") path="lab" ;;
+      "lab down") path="lab down" ;;
+      "lab ledger-check") path="lab ledger-check" ;;
+      "lab load") path="lab load" ;;
+      "lab status") path="lab status" ;;
+      "lab up") path="lab up" ;;
+      "repo") path="repo" ;;
+      "repo init") path="repo init" ;;
+      "repo rekey") path="repo rekey" ;;
+      "runbook") path="runbook" ;;
+      "runbook actions") path="runbook actions" ;;
+      "runbook list") path="runbook list" ;;
+      "runbook plan") path="runbook plan" ;;
+      "runbook resume") path="runbook resume" ;;
+      "runbook run") path="runbook run" ;;
+      "runbook show") path="runbook show" ;;
+      "runbook validate") path="runbook validate" ;;
     esac
   done
   case "$path" in
-    "") words="--config --debug --env --help --json --version -e" ;;
+    "") words="audit config doctor keys lab repo runbook --config --debug --env --help --json --version -e" ;;
+    "audit") words="list show verify --help" ;;
+    "audit list") words="--help --json --runs-dir" ;;
+    "audit show") words="--help --json --runs-dir" ;;
+    "audit verify") words="--all --help --json --runs-dir --strict --trusted-key" ;;
+    "config") words="show validate --help" ;;
+    "config show") words="--env --help --json -e" ;;
+    "config validate") words="--help --json" ;;
+    "doctor") words="--env --help --json -e" ;;
+    "keys") words="init show --help" ;;
+    "keys init") words="--force --help --json --path" ;;
+    "keys show") words="--help --json" ;;
+    "lab") words="down ledger-check load status up --help" ;;
+    "lab down") words="--help --json" ;;
+    "lab ledger-check") words="--db --env --help --json -e" ;;
+    "lab load") words="--db --duration --env --help --json --ledger --rate -e" ;;
+    "lab status") words="--help --json" ;;
+    "lab up") words="--help --json --no-replica --redis --scale" ;;
+    "repo") words="init rekey --help" ;;
+    "repo init") words="--access-key --chunk-size --compression-level --concurrency --endpoint --env --help --json --key-file --kms-endpoint --kms-key-id --kms-region --max-attempts --object-lock-days --object-lock-mode --part-size --passphrase-env --path-style --region --secret-key --virtual-hosted -e" ;;
+    "repo rekey") words="--access-key --add --endpoint --env --help --json --key-file --kms-endpoint --kms-key-id --kms-region --new-key-file --new-kms-key-id --new-kms-region --new-passphrase-env --passphrase-env --path-style --region --secret-key --virtual-hosted -e" ;;
+    "runbook") words="actions list plan resume run show validate --help" ;;
+    "runbook actions") words="--help --json --markdown" ;;
+    "runbook list") words="--help --json" ;;
+    "runbook plan") words="--env --help --input --json -e -i" ;;
+    "runbook resume") words="--confirm-env --dry-run --help --json --replan --yes -y" ;;
+    "runbook run") words="--confirm-env --decide --dry-run --env --help --inject --input --json --tabletop --yes -e -i -y" ;;
+    "runbook show") words="--help --json" ;;
+    "runbook validate") words="--help --json" ;;
     *) words="" ;;
   esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
