@@ -136,7 +136,7 @@ def endpoint_checks(env, inventory=None) -> list[Check]:
     if getattr(env, "redis", None) is not None:
         checks.append(redis_check(env.redis))
     filestore = getattr(env, "filestore", None)
-    if filestore is not None and not getattr(filestore, "via", None):
+    if filestore is not None and str(getattr(filestore, "via", None) or "local://").startswith("local://"):
         checks.append(path_check("filestore", filestore.path))
     for attr, label in (("odoo", "Odoo"), ("traefik", "Traefik API")):
         section = getattr(env, attr, None)
