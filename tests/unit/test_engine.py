@@ -4,7 +4,6 @@ process trees, rollback order, on_failure, continue_on_error, when:, gates."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
