@@ -125,4 +125,7 @@ def rekey(
 
 
 def register(app: typer.Typer) -> None:
+    from erpops.cli.repo_catalog_cmd import add_commands
+
+    add_commands(repo_app)  # list, show, verify, prune, unlock
     app.add_typer(repo_app, name="repo")
