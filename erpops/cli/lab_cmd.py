@@ -30,20 +30,21 @@ def up(
     scale: float = typer.Option(1.0, "--scale", min=0.001, help="Data volume: 1 is about 50 MB of database and 100 MB of filestore; linear."),
     no_replica: bool = typer.Option(False, "--no-replica", help="Only a primary, no streaming replica."),
     with_redis: bool = typer.Option(False, "--redis", help="Also start a redis-server (role: sessions)."),
+    with_s3: bool = typer.Option(False, "--s3", help="Also start a local S3 endpoint (SeaweedFS) and keep the lab's backup repository there."),
     json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Create and start the lab, or start it again; does nothing if it already runs.
 
-    Example: erpops lab up --scale 0.1 --redis
+    Example: erpops lab up --scale 0.1 --redis --s3
     """
     from erpops.lab.lifecycle import up as lab_up
     from erpops.lab.status import inspect
     from erpops.ui.output import show_result, warn
 
-    result = lab_up(scale=scale, replica=not no_replica, with_redis=with_redis)
+    result = lab_up(scale=scale, replica=not no_replica, with_redis=with_redis, with_s3=with_s3)
     for w in result["warnings"]:
         warn(w)
-    doc = {"action": result["action"], **inspect(result["state"])}
+    doc = {"action": result["action"], **_with_s3(inspect(result["state"]), result["state"])}
     show_result(doc, _print_up, as_json=json_mode(json))
 
 
@@ -66,6 +67,8 @@ def _print_up(doc: dict) -> None:
             ok(f"{n['replication'] or 'disconnected'} replica       127.0.0.1:{n['port']}  lag {_size(n['lag_bytes'])}")
     if doc.get("redis"):
         ok(f"redis (sessions)        {doc['redis']['url']}")
+    if doc.get("s3"):
+        ok(f"S3 (SeaweedFS)          {doc['s3']['endpoint']}  repository {doc['s3']['repository']}")
     ok('environment "lab" ready — try: erpops lab status')
 
 
@@ -83,7 +86,16 @@ def status(json: bool = typer.Option(False, "--json", help="One JSON document on
     st = state.load()
     if st is None:
         raise UsageError("the lab is not running", hint="run: erpops lab up")
-    show_result(inspect(st), _print_status, as_json=json_mode(json))
+    show_result(_with_s3(inspect(st), st), _print_status, as_json=json_mode(json))
+
+
+def _with_s3(doc: dict, st) -> dict:
+    """Add the S3 endpoint (`lab up --s3`) to what status and up show."""
+    if st.s3 is not None:
+        from erpops.lab.s3 import describe
+
+        doc["s3"] = describe(st.s3)
+    return doc
 
 
 def _print_status(doc: dict) -> None:
@@ -104,10 +116,17 @@ def _print_status(doc: dict) -> None:
         r = doc["redis"]
         table.add_row("redis", r["role"], r["url"].split("//")[1].split("/")[0], str(r["pid"] or "-"),
                       r["state"], "-", "-")
+    if doc.get("s3"):
+        s = doc["s3"]
+        table.add_row("seaweedfs", "s3", (s["endpoint"] or "-").split("//")[-1], str(s["pid"] or "-"),
+                      s["state"], "-", "-")
     out.print(table)
     dbs = ", ".join(f"{name} {_size(size)}" for name, size in doc["databases"].items()) or "unknown (primary down)"
     out.print(f"databases: {dbs}")
     fs = doc["filestore"]
+    if doc.get("s3"):
+        out.print(f"S3 endpoint: {doc['s3']['endpoint']} (path-style), repository {doc['s3']['repository']}",
+                  markup=False)
     out.print(f"filestore: {fs['files']:,} files, {_size(fs['bytes'])} in {fs['path']}"
               + (f"; {doc['attachments']:,} attachments" if doc["attachments"] is not None else ""))
 

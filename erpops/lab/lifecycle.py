@@ -19,6 +19,7 @@ from erpops import paths
 from erpops.errors import OperationFailed
 from erpops.lab import cluster, filestore, runas, seed
 from erpops.lab import redis as lab_redis
+from erpops.lab import s3 as lab_s3
 from erpops.lab import state as lab_state
 from erpops.lab.state import LabState, Node, RedisNode
 from erpops.pg import binaries
@@ -33,16 +34,18 @@ def target(st: LabState, node: Node, dbname: str = "postgres") -> NodeTarget:
                       password_ref=f"file:{st.password_file}", dbname=dbname)
 
 
-def up(*, scale: float = 1.0, replica: bool = True, with_redis: bool = False) -> dict:
+def up(*, scale: float = 1.0, replica: bool = True, with_redis: bool = False, with_s3: bool = False) -> dict:
     """Make sure the lab runs; returns {"action": created|started|running, "warnings": [...]}."""
     bin_dir = binaries.server_bindir()  # MissingPrerequisite (exit 2) before anything is written
     st = lab_state.load()
+    if with_s3 or (st is not None and st.s3 is not None):
+        lab_s3.weed_binary()  # likewise for SeaweedFS
     if st is not None and not st.seeded:
         log("! an earlier `lab up` did not finish; removing it and starting again")
         down()
         st = None
     if st is None:
-        st = _create(bin_dir, scale=scale, replica=replica, with_redis=with_redis)
+        st = _create(bin_dir, scale=scale, replica=replica, with_redis=with_redis, with_s3=with_s3)
         return {"action": "created", "warnings": [], "state": st}
     warnings = []
     if abs(st.scale - scale) > 1e-9:
@@ -67,8 +70,20 @@ def up(*, scale: float = 1.0, replica: bool = True, with_redis: bool = False) ->
     if st.redis and not lab_redis.running(st.redis):
         st.redis.pid = lab_redis.start(st.redis)
         action = "started"
+    if with_s3 and st.s3 is None:
+        st.s3 = lab_s3.new_lab_node(Path(st.root))
+        lab_state.save(st)
+    if st.s3 and not lab_s3.lab_node_running(st.s3):
+        _start_s3(st)
+        action = "started"
     lab_state.save(st)
     return {"action": action, "warnings": warnings, "state": st}
+
+
+def _start_s3(st: LabState) -> None:
+    log(f"starting SeaweedFS (S3) for the lab's repository {st.s3.url}")
+    lab_s3.start_lab_node(st.s3)
+    lab_state.save(st)
 
 
 def _running_primary(st: LabState, besides: Node) -> str | None:
@@ -83,7 +98,7 @@ def _running_primary(st: LabState, besides: Node) -> str | None:
     return None
 
 
-def _create(bin_dir: Path, *, scale: float, replica: bool, with_redis: bool) -> LabState:
+def _create(bin_dir: Path, *, scale: float, replica: bool, with_redis: bool, with_s3: bool = False) -> LabState:
     root = paths.lab_dir()
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o700)
@@ -100,7 +115,7 @@ def _create(bin_dir: Path, *, scale: float, replica: bool, with_redis: bool) -> 
     st.nodes.append(Node(PRIMARY, "primary", primary_port, str(pg_dir / "primary"), str(pg_dir / "primary.log")))
     lab_state.save(st)
     try:
-        _build(st, bin_dir, replica=replica, with_redis=with_redis)
+        _build(st, bin_dir, replica=replica, with_redis=with_redis, with_s3=with_s3)
     except BaseException:
         # Leave nothing running; lab.json (seeded: false) lets the next up clean the rest.
         _stop_all(st)
@@ -111,7 +126,7 @@ def _create(bin_dir: Path, *, scale: float, replica: bool, with_redis: bool) -> 
     return st
 
 
-def _build(st: LabState, bin_dir: Path, *, replica: bool, with_redis: bool) -> None:
+def _build(st: LabState, bin_dir: Path, *, replica: bool, with_redis: bool, with_s3: bool = False) -> None:
     primary = st.primary()
     password_file = Path(st.password_file)
     started = time.monotonic()
@@ -144,6 +159,10 @@ def _build(st: LabState, bin_dir: Path, *, replica: bool, with_redis: bool) -> N
         st.redis = _redis_node(st, avoid={n.port for n in st.nodes})
         lab_state.save(st)
         st.redis.pid = lab_redis.start(st.redis)
+    if with_s3:
+        st.s3 = lab_s3.new_lab_node(Path(st.root))
+        lab_state.save(st)
+        _start_s3(st)
     log(f"lab built in {time.monotonic() - started:.1f}s")
 
 
@@ -198,6 +217,10 @@ def _write_secret(path: Path, value: str) -> None:
 def _stop_all(st: LabState) -> list[dict]:
     """Stop every recorded process (redis, replicas, then the primary); return what was stopped."""
     stopped = []
+    if st.s3:
+        pid = st.s3.pid if lab_s3.alive(st.s3.pid) else None
+        lab_s3.stop(st.s3.pid)  # SIGTERM, then SIGKILL; only if the PID is still a `weed`
+        stopped.append({"name": "s3", "pid": pid})
     if st.redis:
         pid = st.redis.pid if lab_redis.running(st.redis) else None
         lab_redis.stop(st.redis)

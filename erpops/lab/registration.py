@@ -55,5 +55,12 @@ def environment_dict(st: lab_state.LabState) -> dict:
 
 
 def repository_dict(st: lab_state.LabState) -> dict:
-    return {"url": str(st.repository_dir), "key": f"file:{st.repository_key_file}",
+    repo = {"url": str(st.repository_dir), "key": f"file:{st.repository_key_file}",
             "retention": {"keep_last": 7}}
+    if st.s3 is not None and st.s3.ports:
+        # `lab up --s3`: the same key, in a bucket of the lab's SeaweedFS (path-style
+        # addressing follows from the explicit endpoint); credentials as file: references.
+        repo.update({"url": st.s3.url, "endpoint": st.s3.endpoint, "region": "us-east-1",
+                     "access_key_id": f"file:{st.s3.access_key_file}",
+                     "secret_access_key": f"file:{st.s3.secret_key_file}"})
+    return repo

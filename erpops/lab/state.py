@@ -38,6 +38,27 @@ class RedisNode:
 
 
 @dataclass
+class S3Node:
+    """The lab's SeaweedFS (`lab up --s3`); the repository is then s3://<bucket>/<prefix> there."""
+
+    dir: str  # data, s3.json, weed.log
+    access_key_file: str  # 0600, generated
+    secret_key_file: str
+    bucket: str = "erpops-lab"
+    prefix: str = "repo"
+    ports: dict = field(default_factory=dict)  # master, volume, filer, s3 and their gRPC ports
+    pid: int | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+@dataclass
 class LabState:
     root: str
     bin_dir: str
@@ -51,6 +72,7 @@ class LabState:
     seeded: bool = False
     created_at: str = ""
     pg_root: str = ""  # data dirs, sockets, logs (see runas.server_root)
+    s3: S3Node | None = None  # with `lab up --s3`
 
     @property
     def filestore_root(self) -> Path:
@@ -86,6 +108,7 @@ class LabState:
         data = _known(cls, data)
         data["nodes"] = [Node(**_known(Node, n)) for n in data.get("nodes", [])]
         data["redis"] = RedisNode(**_known(RedisNode, data["redis"])) if data.get("redis") else None
+        data["s3"] = S3Node(**_known(S3Node, data["s3"])) if data.get("s3") else None
         return cls(**data)
 
 
