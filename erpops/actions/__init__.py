@@ -5,4 +5,8 @@ ACTION_MODULES = [
     "erpops.actions.control",
     "erpops.actions.shell",
     "erpops.actions.http",
+    "erpops.actions.repo",
+    "erpops.actions.postgres",
+    "erpops.actions.filestore",
+    "erpops.actions.redis",
 ]

@@ -1,6 +1,7 @@
 """StepContext: everything an action may touch, and nothing else.
 
-``env`` (the inventory environment), ``transport(target)``, ``secret(ref)``,
+``env`` (the inventory environment), ``transport(target)``, ``repo`` (the
+environment's backup repository, opened once per run), ``secret(ref)``,
 ``emit(event)``, ``progress(total, unit)``, ``deadline``, ``dry_run``,
 ``run_dir``, ``tabletop``, ``plan(description)``. The engine cancels a step
 (timeout, Ctrl-C) through ``cancelled``; actions notice it through
@@ -59,6 +60,12 @@ class StepContext:
             return _TrackingTransport(LocalTransport(), self)
         raise StepError(f"unknown transport target {target!r}; only 'local' is available for now", kind="error")
 
+    @property
+    def repo(self):
+        """The environment's backup repository (its ``repository:``), opened on first
+        use and shared by every step of the run."""
+        return run_repository(self)
+
     def secret(self, ref: str):
         from erpops.secrets import resolve
 
@@ -103,6 +110,47 @@ class StepContext:
             processes = list(self._processes)
         for p in processes:
             p.kill()
+
+
+_REPOSITORIES: dict[str, Any] = {}
+_REPOSITORIES_LOCK = threading.Lock()
+
+
+def run_repository(ctx: StepContext):
+    """Open the environment's repository once per run (keyed by the run directory):
+    unwrapping the key costs a KDF, and every backup step needs it."""
+    if ctx.tabletop:
+        raise StepError("a tabletop exercise never opens a real repository", kind="error")
+    if ctx.env is None:
+        raise StepError("this step needs an environment with a repository; pass -e NAME", kind="error")
+    key = f"{ctx.run_dir}:{ctx.env.name}"
+    with _REPOSITORIES_LOCK:
+        if key not in _REPOSITORIES:
+            from erpops.errors import UsageError
+            from erpops.repo.locate import from_reference, locate
+            from erpops.repo.repository import Repository
+
+            target = locate(None, env=ctx.env.name)
+            if not target.key_ref:
+                raise UsageError(f"repository {target.name or target.url} has no key: in the inventory",
+                                 hint="add key: file:/path/to/repo.key (or env:NAME for a passphrase) to it")
+            source = from_reference(target.key_ref)
+            if getattr(ctx.env, "from_lab", False):
+                _init_lab_repository(target, source)
+            _REPOSITORIES[key] = Repository.open(target.url, source, s3=target.s3)
+        return _REPOSITORIES[key]
+
+
+def _init_lab_repository(target, source) -> None:
+    """The lab's repository (a directory in the lab, or a bucket of `lab up --s3`)
+    is created by its first use, so `erpops backup -e lab` needs no setup."""
+    from erpops.repo.repository import CONFIG_KEY, Repository, open_storage
+
+    if not open_storage(target.url, target.s3).exists(CONFIG_KEY):
+        from erpops.ui.output import log
+
+        Repository.init(target.url, source, s3=target.s3)
+        log(f"created the lab's backup repository {target.url}")
 
 
 class _TrackingTransport:

@@ -1,0 +1,177 @@
+"""redis.snapshot: Redis's RDB stored with each tenant's backup, when its role needs it.
+
+Sessions and queues are state a restore needs; a cache is not (role ``cache``
+is skipped and the manifest says so). The RDB is made by BGSAVE (Redis forks;
+clients are not blocked), awaited through LASTSAVE and INFO persistence, then
+read from the server's own ``dir``/``dbfilename`` and streamed into the
+repository. This needs the Redis files on this host; a remote Redis is
+refused with a clear message rather than backed up half.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from urllib.parse import unquote, urlparse
+
+from erpops.actions import backup_run
+from erpops.actions.registry import Risk, StepContext, StepError, action
+from erpops.units import Duration
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "")
+
+
+class Resp:
+    """Just enough of the Redis protocol (RESP2) for a few admin commands."""
+
+    def __init__(self, url: str, password: str | None, timeout: float = 10):
+        parsed = urlparse(url)
+        self.host = parsed.hostname or ""
+        if parsed.scheme == "unix":
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.settimeout(timeout)
+            self.sock.connect(parsed.path)
+        else:
+            self.sock = socket.create_connection((self.host, parsed.port or 6379), timeout=timeout)
+            if parsed.scheme == "rediss":
+                import ssl
+
+                self.sock = ssl.create_default_context().wrap_socket(self.sock, server_hostname=self.host)
+        self.file = self.sock.makefile("rb")
+        secret = password or (unquote(parsed.password) if parsed.password else None)
+        if secret:
+            user = unquote(parsed.username) if parsed.username else None
+            self.call("AUTH", *([user] if user else []), secret)
+
+    def call(self, *args: str):
+        payload = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
+        self.sock.sendall(payload)
+        return self._reply()
+
+    def _reply(self):
+        line = self.file.readline()
+        if not line:
+            raise OSError("connection closed by redis")
+        kind, rest = line[:1], line[1:].rstrip(b"\r\n")
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RedisError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.file.read(n + 2)
+            return data[:-2].decode("utf-8", "replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise OSError(f"unexpected reply from redis: {line[:40]!r}")
+
+    def close(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            self.sock.close()
+
+
+class RedisError(Exception):
+    pass
+
+
+def _info(client: Resp, section: str) -> dict[str, str]:
+    text = client.call("INFO", section) or ""
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+
+
+def bgsave(client: Resp, ctx: StepContext, timeout: float) -> None:
+    """Start a BGSAVE and wait until it finished successfully."""
+    before = client.call("LASTSAVE")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.call("BGSAVE")
+            break
+        except RedisError as exc:  # one is already running (Redis's own save, a replica sync): wait for it
+            if "in progress" not in str(exc) or time.monotonic() > deadline:
+                raise
+            ctx.sleep(0.2)
+    while time.monotonic() < deadline:
+        ctx.sleep(0.1)
+        info = _info(client, "persistence")
+        if info.get("rdb_bgsave_in_progress") == "0" and client.call("LASTSAVE") != before:
+            if info.get("rdb_last_bgsave_status", "ok") != "ok":
+                raise StepError("redis BGSAVE failed (rdb_last_bgsave_status: err); see the redis log")
+            return
+    raise StepError(f"redis BGSAVE did not finish within {timeout:g}s", kind="timeout")
+
+
+@action("redis.snapshot", risk=Risk.WRITE)
+def snapshot(ctx: StepContext, timeout: Duration = Duration("10m")) -> dict:
+    """Store Redis's RDB with each tenant's backup when the environment's redis role is sessions or queue.
+
+    Role cache: skipped, and the manifest records why; no redis: nothing to
+    do. Takes a BGSAVE, waits for it (LASTSAVE changes), reads the file named
+    by CONFIG GET dir/dbfilename (Redis on this host) and streams it into the
+    repository as `redis.rdb`. Outputs: `captured`, `role`, `reason`, `bytes`.
+    """
+    import os
+
+    from erpops.repo.manifest import ObjectEntry, RedisCapture, object_name
+
+    env = ctx.env
+    run = backup_run.for_run(ctx)
+    redis = getattr(env, "redis", None) if env is not None else None
+    if redis is None:
+        return {"captured": False, "role": None, "reason": "the environment has no redis", "bytes": 0}
+    role = str(redis.role)
+    if role == "cache":
+        for t in run.tenants.values():
+            t.redis = RedisCapture(role=role, captured=False, reason="role cache: not backed up")
+        return {"captured": False, "role": role, "reason": "role cache: not backed up", "bytes": 0}
+    url = str(redis.url)
+    password = ctx.secret(redis.password).reveal() if redis.password else None
+    try:
+        client = Resp(url, password)
+    except OSError as exc:
+        raise StepError(f"cannot connect to redis {urlparse(url).hostname}:{urlparse(url).port}: {exc}",
+                        kind="transient") from None
+    try:
+        if urlparse(url).scheme != "unix" and client.host not in LOCAL_HOSTS:
+            raise StepError(f"redis at {client.host} is not on this host: its RDB file cannot be read from here",
+                            hint="run the backup on the redis host, or set its role to cache if it holds only a cache")
+        bgsave(client, ctx, float(timeout))
+        directory = client.call("CONFIG", "GET", "dir")[1]
+        filename = client.call("CONFIG", "GET", "dbfilename")[1]
+    except (RedisError, OSError) as exc:
+        raise StepError(f"redis: {exc}", hint="CONFIG and BGSAVE must be allowed for erpops' redis user") from None
+    finally:
+        client.close()
+    path = os.path.join(directory, filename)
+    size = 0
+    for t in run.tenants.values():
+        # one open file: Redis replaces the RDB by rename, so what is read stays one consistent dump
+        with ctx.transport().open_read(path) as source:
+            reader = _Sha256Reader(source)
+            put = ctx.repo.put_object(object_name(t.backup_id, "redis.rdb"), reader, if_absent=True)
+        size = put.plain_bytes
+        t.redis_object = ObjectEntry(key=put.key, kind="redis", plain_bytes=put.plain_bytes,
+                                     stored_bytes=put.stored_bytes, sha256=reader.sha256.hexdigest(), new=True)
+        t.redis = RedisCapture(role=role, captured=True, key=put.key)
+        t.uploaded_bytes += put.stored_bytes
+    return {"captured": True, "role": role, "reason": "", "bytes": size}
+
+
+class _Sha256Reader:
+    def __init__(self, source):
+        import hashlib
+
+        self._source, self.sha256 = source, hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._source.read(n if n and n > 0 else 1 << 20)
+        self.sha256.update(data)
+        return data
