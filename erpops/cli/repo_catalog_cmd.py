@@ -33,15 +33,6 @@ def _when(t) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%SZ") if t else "-"
 
 
-def _table(*columns: str):
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    for column in columns:
-        table.add_column(column, no_wrap=True)
-    return table
-
-
 def list_cmd(env: Optional[str] = _ENV, json: bool = _JSON) -> None:
     """List the backups of the environment, oldest first.
 
@@ -60,15 +51,18 @@ def list_cmd(env: Optional[str] = _ENV, json: bool = _JSON) -> None:
         if not rows:
             stdout().print(f"no backups of {environment} in {doc['repository']}", markup=False)
             return
-        table = _table("backup", "tenant", "taken", "database", "stored", "files", "new", "verified")
+        from erpops.cli.repo_views import text_table
+
+        lines = []
         for r in rows:
             if r.get("damaged"):
-                table.add_row(r["backup_id"], "-", "-", "-", "-", "-", "-", f"DAMAGED: {r['problem']}")
+                lines.append([r["backup_id"], "-", "-", "-", "-", "-", "-", f"DAMAGED: {r['problem']}"])
                 continue
-            table.add_row(r["backup_id"], r["tenant"], _when(r["time"]), _size(r["db_bytes"]), _size(r["stored_bytes"]),
+            lines.append([r["backup_id"], r["tenant"], _when(r["time"]), _size(r["db_bytes"]), _size(r["stored_bytes"]),
                           str(r["files"]), f"{r['new_files']} ({_size(r['new_bytes'])})",
-                          _when(r["verified_at"]) if r["verified"] else "no")
-        stdout().print(table)
+                          _when(r["verified_at"]) if r["verified"] else "no"])
+        headers = ["backup", "tenant", "taken", "database", "stored", "files", "new", "verified"]
+        stdout().print(text_table(headers, lines), markup=False)
 
     show_result(doc, human, as_json=OPTIONS.json)
 
@@ -193,7 +187,7 @@ def prune_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Show what w
         raise UsageError(f"--grace: {exc}") from None
     opened = _open(env_name(env))
     result = prune(opened.repo, opened.policy, grace=grace_s, dry_run=dry_run).to_dict()
-    from erpops.cli.repo_prune_view import show_prune
+    from erpops.cli.repo_views import show_prune
 
     show_result(result, show_prune, as_json=OPTIONS.json)
     if result["errors"]:

@@ -1,11 +1,20 @@
-"""The human view of `erpops repo prune`: the keep/remove table and what was cleaned."""
+"""Human views of the repo catalog commands: plain aligned tables, never truncated.
+
+Tables are plain text (two spaces between columns, no box drawing) so that a
+backup id is never cut by the terminal width and the output stays greppable
+from cron mail and scripts.
+"""
 
 from __future__ import annotations
 
 
-def show_prune(doc: dict) -> None:
-    from rich.table import Table
+def text_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [headers, *rows]]
+    return "\n".join(lines)
 
+
+def show_prune(doc: dict) -> None:
     from erpops.ui.output import stdout
     from erpops.units import format_size
 
@@ -13,14 +22,10 @@ def show_prune(doc: dict) -> None:
     verb = "would remove" if doc["dry_run"] else "removed"
     out.print(f"repository {doc['repository']}  retention: {doc['policy']}", markup=False)
     if doc["backups"]:
-        table = Table(box=None, pad_edge=False, show_edge=False)
-        for column in ("backup", "taken", "verified", "action", "kept by", "status"):
-            table.add_column(column, no_wrap=column not in ("kept by", "status"))
-        for row in doc["backups"]:
-            taken = row["time"].strftime("%Y-%m-%d %H:%M:%SZ") if row["time"] else "-"
-            table.add_row(row["backup_id"], taken, "yes" if row["verified"] else "no", row["action"],
-                          ", ".join(row["reasons"]) or "-", row["status"] or "")
-        out.print(table)
+        rows = [[row["backup_id"], row["time"].strftime("%Y-%m-%d %H:%M:%SZ") if row["time"] else "-",
+                 "yes" if row["verified"] else "no", row["action"], ", ".join(row["reasons"]) or "-",
+                 row["status"] or ""] for row in doc["backups"]]
+        out.print(text_table(["backup", "taken", "verified", "action", "kept by", "status"], rows), markup=False)
     else:
         out.print("no backups", markup=False)
     for d in doc["debris"]:
