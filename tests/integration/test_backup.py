@@ -1,0 +1,270 @@
+"""`erpops backup` against a real lab: what the repository holds afterwards.
+
+One private lab for the module (scale 0.02): these tests add attachments,
+remove a filestore file and take locks, which the session's shared lab must
+not see. Every backup runs the installed command, without a TTY, like cron.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from erpops.repo.keys import KeyFile
+from erpops.repo.manifest import list_backup_ids, read_manifest
+from erpops.repo.repository import Repository
+
+pytestmark = pytest.mark.integration
+
+ERPOPS = Path(sys.executable).parent / "erpops"
+
+
+class PrivateLab:
+    def __init__(self, home: Path):
+        self.home = home
+        self.env = {"ERPOPS_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config"),
+                    "XDG_STATE_HOME": str(home / "state")}
+
+    def erpops(self, *args: str, env: dict | None = None, timeout: float = 300):
+        return subprocess.run([str(ERPOPS), *args], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **self.env, **(env or {})}, stdin=subprocess.DEVNULL)
+
+    @property
+    def root(self) -> Path:
+        return self.home / "data" / "lab"
+
+    def state(self) -> dict:
+        return json.loads((self.root / "lab.json").read_text())
+
+    @property
+    def port(self) -> int:
+        return next(n["port"] for n in self.state()["nodes"] if n["role"] == "primary")
+
+    @property
+    def password(self) -> str:
+        return Path(self.state()["password_file"]).read_text().strip()
+
+    def connect(self, dbname: str = "retail"):
+        import psycopg
+
+        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", password=self.password,
+                               dbname=dbname, autocommit=True)
+
+    def repository(self) -> Repository:
+        return Repository.open(str(self.root / "repository"),
+                               KeyFile((self.root / "repository.key").read_text()))
+
+    @property
+    def filestore(self) -> Path:
+        return self.root / "filestore" / "retail"
+
+    def backup(self, *args: str, env: dict | None = None):
+        return self.erpops("backup", "-e", "lab", "--json", *args, env=env)
+
+
+@pytest.fixture(scope="module")
+def blab(tmp_path_factory):
+    lab = PrivateLab(tmp_path_factory.mktemp("backup-lab"))
+    for sub in ("data", "config", "state"):
+        (lab.home / sub).mkdir()
+    up = lab.erpops("lab", "up", "--scale", "0.02", "--no-replica")
+    if up.returncode != 0:
+        lab.erpops("lab", "down")
+        pytest.fail(f"lab up failed: {up.stdout}{up.stderr}")
+    yield lab
+    down = lab.erpops("lab", "down", timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+
+
+def _summary(result) -> dict:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def _add_attachments(lab: PrivateLab, contents: list[bytes]) -> list[tuple[int, str]]:
+    rows = []
+    with lab.connect() as conn:
+        for content in contents:
+            sha = hashlib.sha1(content).hexdigest()
+            fname = f"{sha[:2]}/{sha}"
+            (lab.filestore / sha[:2]).mkdir(parents=True, exist_ok=True)
+            (lab.filestore / fname).write_bytes(content)
+            row = conn.execute("INSERT INTO ir_attachment (name, res_model, res_id, type, store_fname, checksum, "
+                               "file_size, mimetype) VALUES (%s, 'res.partner', 1, 'binary', %s, %s, %s, "
+                               "'application/pdf') RETURNING id", (f"test-{sha[:8]}.pdf", fname, sha,
+                                                                   len(content))).fetchone()
+            rows.append((row[0], fname))
+    return rows
+
+
+def test_backup_records_facts_and_every_file(blab):
+    doc = _summary(blab.backup("--annotate", "ticket=OPS-1"))
+    assert doc["status"] == "succeeded" and len(doc["backups"]) == 1
+    entry = doc["backups"][0]
+    manifest = read_manifest(blab.repository(), entry["backup_id"])
+    with blab.connect() as conn:
+        fnames = {r[0] for r in conn.execute("SELECT store_fname FROM ir_attachment "
+                                             "WHERE type = 'binary' AND store_fname IS NOT NULL")}
+        partners = conn.execute("SELECT count(*) FROM res_partner").fetchone()[0]
+        balance = conn.execute("SELECT (sum(debit) - sum(credit))::text FROM account_move_line").fetchone()[0]
+        quantity = conn.execute("SELECT sum(quantity)::text FROM stock_quant").fetchone()[0]
+    assert {f.store_fname for f in manifest.files} == fnames
+    assert entry["files"] == len(fnames) and entry["new_files"] == len(fnames)  # a fresh repository
+    assert manifest.row_counts["res_partner"] == partners
+    assert manifest.row_counts["ir_attachment"] == len(fnames)
+    journals = [v for k, v in manifest.checksums.items() if k.startswith("account_move_line.balance[")]
+    assert journals and sum(map(float, journals)) == float(balance)
+    assert manifest.checksums["stock_quant.quantity"] == quantity
+    assert manifest.modules["base"] and manifest.odoo_version == manifest.modules["base"]
+    assert manifest.pg_version.startswith("15.")
+    assert manifest.annotations == {"ticket": "OPS-1"}
+    assert manifest.db_object is not None and manifest.db_object.plain_bytes == entry["db_bytes"]
+    assert {o.sha1 for o in manifest.objects if o.kind == "blob"} == {f.sha1 for f in manifest.files}
+    assert manifest.snapshot_at >= manifest.started_at
+
+
+def test_the_dump_restores_with_the_recorded_row_counts(blab, tmp_path):
+    doc = _summary(blab.backup())
+    repo = blab.repository()
+    manifest = read_manifest(repo, doc["backups"][0]["backup_id"])
+    dump_file = tmp_path / "db.dump"
+    digest = hashlib.sha256()
+    with repo.get_object(manifest.db_object.key.removeprefix("objects/")) as reader, open(dump_file, "wb") as out:
+        for block in iter(lambda: reader.read(1 << 20), b""):
+            digest.update(block)
+            out.write(block)
+    assert digest.hexdigest() == manifest.db_object.sha256
+    scratch = "restore_check"
+    with blab.connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {scratch}")
+        admin.execute(f"CREATE DATABASE {scratch}")
+    try:
+        env = {**os.environ, "PGPASSWORD": blab.password}
+        restore = subprocess.run(["/usr/lib/postgresql/15/bin/pg_restore", "--no-owner", "-h", "127.0.0.1",
+                                  "-p", str(blab.port), "-U", "postgres", "-d", scratch, str(dump_file)],
+                                 capture_output=True, text=True, env=env)
+        assert restore.returncode == 0, restore.stderr
+        with blab.connect(scratch) as conn:
+            for table, count in manifest.row_counts.items():
+                assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == count, table
+    finally:
+        with blab.connect("postgres") as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {scratch}")
+
+
+def test_a_second_backup_uploads_only_the_new_files(blab):
+    _summary(blab.backup())  # everything already present is stored
+    blobs_before = set((blab.root / "repository" / "blobs").rglob("*"))
+    contents = [os.urandom(30_000 + i) for i in range(3)]
+    _add_attachments(blab, contents)
+    entry = _summary(blab.backup())["backups"][0]
+    assert entry["new_files"] == 3
+    assert entry["new_bytes"] == sum(len(c) for c in contents)
+    repo = blab.repository()
+    manifest = read_manifest(repo, entry["backup_id"])
+    new_blobs = [o for o in manifest.objects if o.kind == "blob" and o.new]
+    assert len(new_blobs) == 3
+    manifest_size = repo.storage.size(f"objects/backups/{entry['backup_id']}/manifest.json")
+    assert entry["uploaded_bytes"] == manifest.db_object.stored_bytes + sum(o.stored_bytes for o in new_blobs) \
+        + manifest_size
+    assert sum(o.stored_bytes for o in new_blobs) < 100_000  # the 3 files, not the filestore again
+    blobs_after = {p for p in (blab.root / "repository" / "blobs").rglob("*") if p.is_file()}
+    assert len(blobs_after - blobs_before) == 3
+
+
+def test_a_missing_file_fails_with_exit_4_then_is_allowed_with_a_flag(blab):
+    [(attachment_id, fname)] = _add_attachments(blab, [os.urandom(5000)])
+    (blab.filestore / fname).unlink()
+    before = list_backup_ids(blab.repository())
+    try:
+        failed = blab.backup()
+        assert failed.returncode == 4, failed.stdout + failed.stderr
+        assert fname in failed.stderr and str(attachment_id) in failed.stderr
+        assert "--allow-missing-files" in failed.stderr
+        assert json.loads(failed.stdout)["status"] == "failed"
+        assert list_backup_ids(blab.repository()) == before, "no manifest for a failed backup"
+        allowed = blab.backup("--allow-missing-files")
+        entry = _summary(allowed)["backups"][0]
+        assert fname in allowed.stderr  # the warning
+        assert entry["missing_files"] == 1
+        assert read_manifest(blab.repository(), entry["backup_id"]).missing_files == [fname]
+    finally:
+        with blab.connect() as conn:
+            conn.execute("DELETE FROM ir_attachment WHERE id = %s", (attachment_id,))
+
+
+def test_a_damaged_file_fails_naming_it_and_its_attachment(blab):
+    [(attachment_id, fname)] = _add_attachments(blab, [os.urandom(7000)])
+    (blab.filestore / fname).write_bytes(os.urandom(7000))  # same name, other content
+    try:
+        result = blab.backup()
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert fname in result.stderr and f"attachment id {attachment_id}" in result.stderr
+        assert not blab.repository().has_blob(Path(fname).name), "the bad content is not kept"
+    finally:
+        with blab.connect() as conn:
+            conn.execute("DELETE FROM ir_attachment WHERE id = %s", (attachment_id,))
+
+
+def test_a_held_lock_refuses_with_exit_3_naming_the_holder(blab, monkeypatch):
+    from erpops.repo.locks import acquire
+
+    monkeypatch.setenv("ERPOPS_HOME", blab.env["ERPOPS_HOME"])  # the local flock lives in its state dir
+    _summary(blab.backup())  # the lab's repository exists after a first backup
+    held = acquire(blab.repository(), "backup-lab", ttl=300, purpose="a test holding the lock")
+    try:
+        result = blab.backup()
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "a test holding the lock" in result.stderr and f"pid {os.getpid()}" in result.stderr
+    finally:
+        held.release()
+    assert _summary(blab.backup())["status"] == "succeeded"
+
+
+def test_secrets_and_data_never_reach_the_repository_logs_or_output(blab, tmp_path):
+    secret = "CANARY-pw-7f3a9c1e2b"
+    data = "CANARY-PLAINTEXT-partner-5d2e8b"
+    repo_dir = tmp_path / "canary-repo"
+    key_file = tmp_path / "canary.key"
+    with blab.connect() as conn:
+        conn.execute("DROP ROLE IF EXISTS erpops_canary")
+        conn.execute(f"CREATE ROLE erpops_canary LOGIN SUPERUSER PASSWORD '{secret}'")
+        conn.execute("INSERT INTO res_partner (name, email) VALUES (%s, %s)", (data, "canary@example.com"))
+    inventory = {
+        "version": 1,
+        "environments": {"canary": {
+            "tier": "development",
+            "postgres": {"primary": {"name": "db", "host": "127.0.0.1", "port": blab.port, "user": "erpops_canary",
+                                     "password": "env:ERPOPS_CANARY_PW", "dbname": "postgres"}},
+            "tenants": ["retail"],
+            "filestore": {"path": str(blab.root / "filestore")},
+            "repository": "canary"}},
+        "repositories": {"canary": {"url": str(repo_dir), "key": f"file:{key_file}"}},
+    }
+    config = tmp_path / "erpops.yaml"
+    config.write_text(json.dumps(inventory))
+    env = {"ERPOPS_CONFIG": str(config), "ERPOPS_CANARY_PW": secret}
+    init = blab.erpops("repo", "init", "-e", "canary", "--key-file", str(key_file), env=env)
+    assert init.returncode == 0, init.stdout + init.stderr
+    result = blab.erpops("backup", "-e", "canary", "--json", "--verify", env=env)
+    doc = _summary(result)
+    assert doc["backups"][0]["verified"] is True
+    for stream in (result.stdout, result.stderr):
+        assert secret not in stream and data not in stream
+    audit = Path(blab.env["ERPOPS_HOME"]) / "state" / "runs" / doc["run_id"] / "audit.jsonl"
+    assert secret not in audit.read_text()
+    for path in repo_dir.rglob("*"):
+        if path.is_file():
+            raw = path.read_bytes()
+            assert secret.encode() not in raw and data.encode() not in raw, path
+    verify = blab.erpops("audit", "verify", doc["run_id"], env=env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    with blab.connect() as conn:
+        conn.execute("DELETE FROM res_partner WHERE name = %s", (data,))
+        conn.execute("DROP ROLE erpops_canary")
