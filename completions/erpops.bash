@@ -11,6 +11,7 @@ _erpops_complete() {
       "audit list") path="audit list" ;;
       "audit show") path="audit show" ;;
       "audit verify") path="audit verify" ;;
+      "backup") path="backup" ;;
       "config") path="config" ;;
       "config show") path="config show" ;;
       "config validate") path="config validate" ;;
@@ -26,7 +27,12 @@ _erpops_complete() {
       "lab up") path="lab up" ;;
       "repo") path="repo" ;;
       "repo init") path="repo init" ;;
+      "repo list") path="repo list" ;;
+      "repo prune") path="repo prune" ;;
       "repo rekey") path="repo rekey" ;;
+      "repo show") path="repo show" ;;
+      "repo unlock") path="repo unlock" ;;
+      "repo verify") path="repo verify" ;;
       "runbook") path="runbook" ;;
       "runbook actions") path="runbook actions" ;;
       "runbook list") path="runbook list" ;;
@@ -38,11 +44,12 @@ _erpops_complete() {
     esac
   done
   case "$path" in
-    "") words="audit config doctor keys lab repo runbook --config --debug --env --help --json --version -e" ;;
+    "") words="audit backup config doctor keys lab repo runbook --config --debug --env --help --json --version -e" ;;
     "audit") words="list show verify --help" ;;
     "audit list") words="--help --json --runs-dir" ;;
     "audit show") words="--help --json --runs-dir" ;;
     "audit verify") words="--all --help --json --runs-dir --strict --trusted-key" ;;
+    "backup") words="--allow-missing-files --annotate --dry-run --env --help --json --tenant --verify -e -t" ;;
     "config") words="show validate --help" ;;
     "config show") words="--env --help --json -e" ;;
     "config validate") words="--help --json" ;;
@@ -55,10 +62,15 @@ _erpops_complete() {
     "lab ledger-check") words="--db --env --help --json -e" ;;
     "lab load") words="--db --duration --env --help --json --ledger --rate -e" ;;
     "lab status") words="--help --json" ;;
-    "lab up") words="--help --json --no-replica --redis --scale" ;;
-    "repo") words="init rekey --help" ;;
+    "lab up") words="--help --json --no-replica --redis --s3 --scale" ;;
+    "repo") words="init list prune rekey show unlock verify --help" ;;
     "repo init") words="--access-key --chunk-size --compression-level --concurrency --endpoint --env --help --json --key-file --kms-endpoint --kms-key-id --kms-region --max-attempts --object-lock-days --object-lock-mode --part-size --passphrase-env --path-style --region --secret-key --virtual-hosted -e" ;;
+    "repo list") words="--env --help --json -e" ;;
+    "repo prune") words="--dry-run --env --grace --help --json -e" ;;
     "repo rekey") words="--access-key --add --endpoint --env --help --json --key-file --kms-endpoint --kms-key-id --kms-region --new-key-file --new-kms-key-id --new-kms-region --new-passphrase-env --passphrase-env --path-style --region --secret-key --virtual-hosted -e" ;;
+    "repo show") words="--env --help --json -e" ;;
+    "repo unlock") words="--env --help --json --yes -e -y" ;;
+    "repo verify") words="--all --deep --env --help --json -e" ;;
     "runbook") words="actions list plan resume run show validate --help" ;;
     "runbook actions") words="--help --json --markdown" ;;
     "runbook list") words="--help --json" ;;

@@ -8,9 +8,9 @@ function __erpops_path
     end
     echo $path
 end
-set -g __erpops_paths 'audit' 'audit list' 'audit show' 'audit verify' 'config' 'config show' 'config validate' 'doctor' 'keys' 'keys init' 'keys show' 'lab' 'lab down' 'lab ledger-check' 'lab load' 'lab status' 'lab up' 'repo' 'repo init' 'repo rekey' 'runbook' 'runbook actions' 'runbook list' 'runbook plan' 'runbook resume' 'runbook run' 'runbook show' 'runbook validate'
+set -g __erpops_paths 'audit' 'audit list' 'audit show' 'audit verify' 'backup' 'config' 'config show' 'config validate' 'doctor' 'keys' 'keys init' 'keys show' 'lab' 'lab down' 'lab ledger-check' 'lab load' 'lab status' 'lab up' 'repo' 'repo init' 'repo list' 'repo prune' 'repo rekey' 'repo show' 'repo unlock' 'repo verify' 'runbook' 'runbook actions' 'runbook list' 'runbook plan' 'runbook resume' 'runbook run' 'runbook show' 'runbook validate'
 complete -c erpops -f
-complete -c erpops -n "test (__erpops_path) = ''" -a 'audit config doctor keys lab repo runbook'
+complete -c erpops -n "test (__erpops_path) = ''" -a 'audit backup config doctor keys lab repo runbook'
 complete -c erpops -n "test (__erpops_path) = ''" -l config
 complete -c erpops -n "test (__erpops_path) = ''" -l debug
 complete -c erpops -n "test (__erpops_path) = ''" -l env
@@ -31,6 +31,14 @@ complete -c erpops -n "test (__erpops_path) = 'audit verify'" -l json
 complete -c erpops -n "test (__erpops_path) = 'audit verify'" -l runs-dir
 complete -c erpops -n "test (__erpops_path) = 'audit verify'" -l strict
 complete -c erpops -n "test (__erpops_path) = 'audit verify'" -l trusted-key
+complete -c erpops -n "test (__erpops_path) = 'backup'" -l allow-missing-files
+complete -c erpops -n "test (__erpops_path) = 'backup'" -l annotate
+complete -c erpops -n "test (__erpops_path) = 'backup'" -l dry-run
+complete -c erpops -n "test (__erpops_path) = 'backup'" -l env
+complete -c erpops -n "test (__erpops_path) = 'backup'" -l help
+complete -c erpops -n "test (__erpops_path) = 'backup'" -l json
+complete -c erpops -n "test (__erpops_path) = 'backup'" -l tenant
+complete -c erpops -n "test (__erpops_path) = 'backup'" -l verify
 complete -c erpops -n "test (__erpops_path) = 'config'" -a 'show validate'
 complete -c erpops -n "test (__erpops_path) = 'config'" -l help
 complete -c erpops -n "test (__erpops_path) = 'config show'" -l env
@@ -70,8 +78,9 @@ complete -c erpops -n "test (__erpops_path) = 'lab up'" -l help
 complete -c erpops -n "test (__erpops_path) = 'lab up'" -l json
 complete -c erpops -n "test (__erpops_path) = 'lab up'" -l no-replica
 complete -c erpops -n "test (__erpops_path) = 'lab up'" -l redis
+complete -c erpops -n "test (__erpops_path) = 'lab up'" -l s3
 complete -c erpops -n "test (__erpops_path) = 'lab up'" -l scale
-complete -c erpops -n "test (__erpops_path) = 'repo'" -a 'init rekey'
+complete -c erpops -n "test (__erpops_path) = 'repo'" -a 'init list prune rekey show unlock verify'
 complete -c erpops -n "test (__erpops_path) = 'repo'" -l help
 complete -c erpops -n "test (__erpops_path) = 'repo init'" -l access-key
 complete -c erpops -n "test (__erpops_path) = 'repo init'" -l chunk-size
@@ -94,6 +103,14 @@ complete -c erpops -n "test (__erpops_path) = 'repo init'" -l path-style
 complete -c erpops -n "test (__erpops_path) = 'repo init'" -l region
 complete -c erpops -n "test (__erpops_path) = 'repo init'" -l secret-key
 complete -c erpops -n "test (__erpops_path) = 'repo init'" -l virtual-hosted
+complete -c erpops -n "test (__erpops_path) = 'repo list'" -l env
+complete -c erpops -n "test (__erpops_path) = 'repo list'" -l help
+complete -c erpops -n "test (__erpops_path) = 'repo list'" -l json
+complete -c erpops -n "test (__erpops_path) = 'repo prune'" -l dry-run
+complete -c erpops -n "test (__erpops_path) = 'repo prune'" -l env
+complete -c erpops -n "test (__erpops_path) = 'repo prune'" -l grace
+complete -c erpops -n "test (__erpops_path) = 'repo prune'" -l help
+complete -c erpops -n "test (__erpops_path) = 'repo prune'" -l json
 complete -c erpops -n "test (__erpops_path) = 'repo rekey'" -l access-key
 complete -c erpops -n "test (__erpops_path) = 'repo rekey'" -l add
 complete -c erpops -n "test (__erpops_path) = 'repo rekey'" -l endpoint
@@ -113,6 +130,18 @@ complete -c erpops -n "test (__erpops_path) = 'repo rekey'" -l path-style
 complete -c erpops -n "test (__erpops_path) = 'repo rekey'" -l region
 complete -c erpops -n "test (__erpops_path) = 'repo rekey'" -l secret-key
 complete -c erpops -n "test (__erpops_path) = 'repo rekey'" -l virtual-hosted
+complete -c erpops -n "test (__erpops_path) = 'repo show'" -l env
+complete -c erpops -n "test (__erpops_path) = 'repo show'" -l help
+complete -c erpops -n "test (__erpops_path) = 'repo show'" -l json
+complete -c erpops -n "test (__erpops_path) = 'repo unlock'" -l env
+complete -c erpops -n "test (__erpops_path) = 'repo unlock'" -l help
+complete -c erpops -n "test (__erpops_path) = 'repo unlock'" -l json
+complete -c erpops -n "test (__erpops_path) = 'repo unlock'" -l yes
+complete -c erpops -n "test (__erpops_path) = 'repo verify'" -l all
+complete -c erpops -n "test (__erpops_path) = 'repo verify'" -l deep
+complete -c erpops -n "test (__erpops_path) = 'repo verify'" -l env
+complete -c erpops -n "test (__erpops_path) = 'repo verify'" -l help
+complete -c erpops -n "test (__erpops_path) = 'repo verify'" -l json
 complete -c erpops -n "test (__erpops_path) = 'runbook'" -a 'actions list plan resume run show validate'
 complete -c erpops -n "test (__erpops_path) = 'runbook'" -l help
 complete -c erpops -n "test (__erpops_path) = 'runbook actions'" -l help
