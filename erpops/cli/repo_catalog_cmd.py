@@ -82,9 +82,6 @@ def show_cmd(backup_id: str = typer.Argument("latest", metavar="ID", help="Backu
 
     def human(doc: dict) -> None:
         out = stdout()
-        if doc.get("damaged"):
-            out.print(f"{doc['backup_id']}: DAMAGED — {doc['problem']}", markup=False)
-            return
         m = doc["manifest"]
         out.print(f"backup {doc['backup_id']}", markup=False)
         for label, value in (
@@ -110,7 +107,7 @@ def show_cmd(backup_id: str = typer.Argument("latest", metavar="ID", help="Backu
     show_result(doc, human, as_json=OPTIONS.json)
 
 
-def verify_cmd(backup_id: Optional[str] = typer.Argument(None, metavar="ID", help="Backup id (default: the latest)."),
+def verify_cmd(backup_id: Optional[str] = typer.Argument(None, metavar="ID", help="Backup id (default: the latest backup of each tenant)."),
                all_: bool = typer.Option(False, "--all", help="Verify every backup of the environment."),
                deep: bool = typer.Option(False, "--deep", help="Decrypt every chunk and check every hash (reads everything)."),
                env: Optional[str] = _ENV, json: bool = _JSON) -> None:
@@ -122,7 +119,7 @@ def verify_cmd(backup_id: Optional[str] = typer.Argument(None, metavar="ID", hel
     Example: erpops repo verify --all --deep -e prod
     """
     from erpops.errors import ExitCode, UsageError, VerificationFailed
-    from erpops.repo.catalog import find_backup, list_backups
+    from erpops.repo.catalog import find_backup, latest_per_tenant, list_backups
     from erpops.repo.verify import record_verification, verify_all
     from erpops.ui.output import emit_json, log, ok, warn
 
@@ -136,8 +133,10 @@ def verify_cmd(backup_id: Optional[str] = typer.Argument(None, metavar="ID", hel
         if not entries:
             raise UsageError(f"repository {repo.url} holds no backup of {environment}")
         ids = [e.backup_id for e in entries]
-    else:
+    elif backup_id:
         ids = [find_backup(repo, backup_id, environment).backup_id]
+    else:
+        ids = [e.backup_id for e in latest_per_tenant(repo, environment)]
     reports = verify_all(repo, ids, deep=deep)
     for report in reports:
         try:
@@ -171,7 +170,8 @@ def prune_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Show what w
               env: Optional[str] = _ENV, json: bool = _JSON) -> None:
     """Apply the repository's retention rules, then remove debris and unreferenced filestore blobs.
 
-    Never removes the newest verified backup. Objects still under Object Lock are reported and skipped.
+    Works on the environment's repository: the rules apply to each environment and tenant in it
+    separately. Never removes the newest verified backup. Objects still under Object Lock are reported and skipped.
 
     Example: erpops repo prune --dry-run -e prod
     """

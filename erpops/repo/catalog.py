@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from erpops.errors import ErpopsError, UsageError
+from erpops.errors import ErpopsError, UsageError, VerificationFailed
 from erpops.repo.manifest import Manifest, list_backup_ids, read_manifest
 
 FETCH_WORKERS = 8
@@ -113,6 +113,19 @@ def find_backup(repo, backup_id: str | None, environment: str | None = None) -> 
     return max(entries, key=lambda e: (e.time, e.backup_id))
 
 
+def latest_per_tenant(repo, environment: str) -> list[BackupEntry]:
+    """The newest readable backup of each tenant of ``environment`` (what `repo verify`
+    checks by default: the last night's run, all tenants)."""
+    newest: dict[str, BackupEntry] = {}
+    for e in list_backups(repo, environment):
+        if e.manifest is not None and (e.tenant not in newest or (e.time, e.backup_id) > (newest[e.tenant].time, newest[e.tenant].backup_id)):
+            newest[e.tenant] = e
+    if not newest:
+        raise UsageError(f"repository {repo.url} holds no backup of environment {environment}",
+                         hint=f"take one with: erpops backup -e {environment}")
+    return sorted(newest.values(), key=lambda e: e.tenant)
+
+
 def _exists(repo, backup_id: str) -> bool:
     from erpops.repo.manifest import MANIFEST_NAME, object_name
 
@@ -127,5 +140,6 @@ def show_backup(repo, backup_id: str | None, environment: str | None = None) -> 
     """What `repo show` prints: the summary and the whole manifest."""
     entry = find_backup(repo, backup_id, environment)
     if entry.manifest is None:
-        return entry.summary()
+        raise VerificationFailed(f"backup {entry.backup_id}: {entry.problem}",
+                                 hint=f"the backup cannot be used; see erpops repo verify {entry.backup_id}")
     return {**entry.summary(), "manifest": entry.manifest.model_dump(mode="json")}

@@ -149,11 +149,16 @@ def test_list_and_show_read_the_manifests_and_filter_by_environment(local_repo, 
     assert unknown.returncode == ExitCode.USAGE and "no backup 20200101T000000Z-prod-x" in unknown.stderr
 
 
-def test_a_damaged_manifest_is_listed_as_damaged_not_hidden(local_repo):
+def test_a_damaged_manifest_is_listed_as_damaged_not_hidden(local_repo, tmp_path, erpops):
+    inventory(tmp_path, local_repo)
     built = make_backup(local_repo, "prod", "store_nord", T0, [file(1)])
     flip(local_repo.storage.root / built.manifest_key, 200)
     entries = list_backups(local_repo, "prod")
     assert len(entries) == 1 and entries[0].manifest is None and "manifest unreadable" in entries[0].problem
+    listed = erpops("repo", "list", "-e", "prod")
+    assert listed.returncode == 0 and f"{built.id}" in listed.stdout and "DAMAGED" in listed.stdout
+    shown = erpops("repo", "show", built.id, "-e", "prod")
+    assert shown.returncode == ExitCode.VERIFY and "does not authenticate" in shown.stderr
 
 
 # --- verify --------------------------------------------------------------------------
@@ -178,13 +183,16 @@ def test_deep_verify_names_an_object_with_a_flipped_byte(local_repo, tmp_path, e
 @pytest.mark.parametrize("kind", ["db", "blob"])
 def test_a_truncated_object_fails_quick_and_deep_verify(local_repo, tmp_path, erpops, kind):
     inventory(tmp_path, local_repo)
-    built = make_backup(local_repo, "prod", "store_nord", T0, [file(1, 9000)])
+    make_backup(local_repo, "prod", "store_nord", T0 - DAY, [file(1, 9000)])
+    built = make_backup(local_repo, "prod", "store_nord", T0, [file(2, 9000)])
+    other = make_backup(local_repo, "prod", "store_sud", T0 - DAY, [file(3)])
     path = local_repo.storage.root / built.key(kind)
     path.write_bytes(path.read_bytes()[:-40])
     for extra in ([], ["--deep"]):
-        result = erpops("repo", "verify", "-e", "prod", *extra)  # latest backup
+        result = erpops("repo", "verify", "-e", "prod", "--json", *extra)  # the latest backup of each tenant
         assert result.returncode == ExitCode.VERIFY, result.output
         assert f"{built.key(kind)} is truncated" in result.stderr
+        assert [b["backup_id"] for b in json.loads(result.stdout)["backups"]] == [built.id, other.id]
 
 
 def test_quick_verify_catches_a_missing_object_and_passes_a_sound_backup(local_repo, tmp_path, erpops):
