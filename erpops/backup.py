@@ -106,7 +106,7 @@ def run_backup(options: BackupOptions, renderers: list) -> dict:
         failed = collector.failed
         where = f" at step {failed.step}" if failed else ""
         error = failed.error if failed else exc.message
-        code = exc.exit_code if exc.exit_code in (3, 4, 130) else 1
+        code = exc.exit_code if exc.exit_code in (2, 3, 4, 130) else 1  # 2: a config problem met mid-run
         raise BackupFailed(f"backup of {options.env_name} failed{where}: {error}", exit_code=code,
                            doc={**summary(collector, "failed"), "error": error},
                            hint=_hint(code, error, collector.run_id)) from None

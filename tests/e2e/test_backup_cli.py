@@ -1,0 +1,89 @@
+"""`erpops backup` as cron and a new engineer meet it: the installed command,
+no TTY, a private lab (scale 0.01) for the module."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ERPOPS = Path(sys.executable).parent / "erpops"
+ANSI = re.compile(r"\x1b\[")
+
+
+@pytest.fixture(scope="module")
+def lab_env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("backup-cli")
+    env = {"ERPOPS_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config"),
+           "XDG_STATE_HOME": str(home / "state")}
+
+    def run(*args: str):
+        return subprocess.run([str(ERPOPS), *args], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **env}, stdin=subprocess.DEVNULL)
+
+    up = run("lab", "up", "--scale", "0.01", "--no-replica")
+    if up.returncode != 0:
+        run("lab", "down")
+        pytest.fail(f"lab up failed: {up.stdout}{up.stderr}")
+    yield env
+    assert run("lab", "down").returncode == 0
+
+
+def test_backup_prints_one_line_per_backup(erpops, lab_env):
+    result = erpops("backup", "-e", "lab", env=lab_env)
+    assert result.returncode == 0, result.output
+    line = result.stdout.strip()
+    assert re.fullmatch(r"✓ \d{8}T\d{6}Z-lab-retail  db [\d.]+ [kM]?B  filestore [\d,]+ files \([\d,]+ new\)  "
+                        r"in [\d.]+ s", line), line
+    assert "lock: repo.lock started" in result.stderr  # log lines, on stderr, for cron's log file
+
+
+def test_json_without_a_tty_is_one_plain_document_and_the_log_verifies(erpops, lab_env):
+    result = erpops("backup", "--json", "-e", "lab", env=lab_env)
+    assert result.returncode == 0, result.output
+    assert not ANSI.search(result.stdout) and not ANSI.search(result.stderr)
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "succeeded"
+    [entry] = doc["backups"]
+    assert set(entry) >= {"backup_id", "environment", "tenant", "db_bytes", "files", "new_files", "new_bytes",
+                          "uploaded_bytes", "duration_s", "verified"}
+    assert entry["new_files"] == 0  # the first test stored them all
+    verify = erpops("audit", "verify", doc["run_id"], env=lab_env)
+    assert verify.returncode == 0, verify.output
+
+
+def test_dry_run_shows_the_steps_and_stores_nothing(erpops, lab_env):
+    runs = Path(lab_env["ERPOPS_HOME"]) / "state" / "runs"
+    before = set(runs.iterdir()) if runs.exists() else set()
+    result = erpops("backup", "-e", "lab", "--dry-run", env=lab_env)
+    assert result.returncode == 0, result.output
+    for step in ("repo.lock", "postgres.snapshot", "filestore.capture", "postgres.dump", "repo.commit",
+                 "repo.unlock"):
+        assert step in result.stdout
+    assert (set(runs.iterdir()) if runs.exists() else set()) == before
+
+
+def test_help_shows_an_example(erpops):
+    result = erpops("backup", "--help")
+    assert result.returncode == 0
+    assert "Example: erpops backup -e prod" in result.stdout
+    assert "backup" in erpops("--help").stdout
+
+
+def test_without_a_lab_it_says_how_to_start_one(erpops):
+    result = erpops("backup", "-e", "lab")
+    assert result.returncode == 2, result.output
+    assert "erpops lab up" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_bad_annotation_is_a_usage_error(erpops, lab_env):
+    result = erpops("backup", "-e", "lab", "--annotate", "no-equals-sign", env=lab_env)
+    assert result.returncode == 2
+    assert "KEY=VALUE" in result.stderr
