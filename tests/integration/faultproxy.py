@@ -12,6 +12,11 @@ uploads) are streamed in small pieces, never buffered whole; ``Expect:
 100-continue`` is answered by the proxy itself (or with the injected error).
 The proxy counts what it did; threads are bounded and ``stop()`` joins them.
 
+``hold(predicate)`` makes the proxy keep every request whose method and path
+match waiting, unanswered and never forwarded, until ``release()`` or
+``stop()`` (then the connection is reset): a test can freeze a client at an
+exact point (the first upload of a file, the manifest's PUT) and kill it there.
+
     with FaultProxy("127.0.0.1", 8333, rate=0.2, seed=7) as proxy:
         ... endpoint=proxy.url ...
     assert proxy.injected / proxy.requests >= 0.10
@@ -46,6 +51,9 @@ class FaultProxy:
         self._stopping = threading.Event()
         self._workers: set[threading.Thread] = set()
         self._open: set[socket.socket] = set()  # client sockets in use, shut down by stop()
+        self._hold = None  # predicate(method, path) -> bool
+        self.held = threading.Event()  # set when a request is being held
+        self._released = threading.Event()
         self.counts: Counter = Counter()
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
         self._listener.settimeout(0.2)
@@ -68,6 +76,19 @@ class FaultProxy:
         with self._lock:
             return dict(self.counts)
 
+    def hold(self, predicate) -> threading.Event:
+        """Hold requests for which ``predicate(method, path)`` is true; returns the event set
+        when the first one arrives."""
+        self.held.clear()
+        self._released.clear()
+        self._hold = predicate
+        return self.held
+
+    def release(self) -> None:
+        """Stop holding: held requests are reset (never forwarded), new ones go through."""
+        self._hold = None
+        self._released.set()
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "FaultProxy":
         self._acceptor.start()
@@ -75,6 +96,7 @@ class FaultProxy:
 
     def stop(self, timeout: float = 10) -> None:
         self._stopping.set()
+        self.release()
         self._acceptor.join(timeout)
         self._listener.close()
         with self._lock:
@@ -129,6 +151,13 @@ class FaultProxy:
             if head is None:
                 return
             request_line, headers = head
+            hold = self._hold
+            if hold is not None and hold(*_method_path(request_line)):
+                self._count("held")
+                self.held.set()
+                self._released.wait(self.timeout)
+                _fail(client, "reset")
+                return
             fault = self._decide()
             expects = _header(headers, "expect").lower() == "100-continue"
             if fault and not expects:
@@ -176,6 +205,11 @@ def _read_head(reader) -> tuple[bytes, list[tuple[str, str]]] | None:
         name, _, value = line.decode("latin-1").partition(":")
         headers.append((name.strip(), value.strip()))
     return first.rstrip(b"\r\n"), headers
+
+
+def _method_path(request_line: bytes) -> tuple[str, str]:
+    parts = request_line.decode("latin-1").split(" ")
+    return (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
 
 
 def _header(headers, name: str) -> str:
