@@ -200,3 +200,45 @@ def test_unlock_command_needs_yes_without_a_tty_then_removes_the_lock(repo, hold
     assert lock_info(repo, "backup-prod") is None
     again = erpops("repo", "unlock", "backup-prod", "-e", "prod", "--yes")
     assert again.returncode == 0 and "no lock backup-prod" in again.stdout
+
+
+RACER = textwrap.dedent("""\
+    import sys, time
+    from erpops.errors import Refused
+    from erpops.repo import keys
+    from erpops.repo.locks import acquire
+    from erpops.repo.repository import Repository
+
+    repo = Repository.open(sys.argv[1], keys.KeyFile(open(sys.argv[2]).read()))
+    while time.time() < float(sys.argv[3]):  # start together
+        time.sleep(0.001)
+    try:
+        lock = acquire(repo, "backup-prod", ttl=60, purpose="backup of prod")
+    except Refused:
+        print("refused", flush=True)
+        sys.exit(0)
+    print("got", flush=True)
+    time.sleep(2)
+    lock.release()
+""")
+
+
+@pytest.mark.parametrize("state", ["one state dir", "a state dir each"])
+def test_processes_racing_for_the_lock_get_it_exactly_once(repo, tmp_path, state):
+    """With one state dir the local flock decides; with one each (like separate hosts)
+    only the repository's conditional create does."""
+    start = time.time() + 1.5
+    racers = []
+    for n in range(4):
+        env = dict(os.environ)
+        if state == "a state dir each":
+            env["ERPOPS_HOME"] = str(tmp_path / f"home-{n}")
+        racers.append(subprocess.Popen([sys.executable, "-c", RACER, str(repo.storage.root), str(repo.key_file), str(start)],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    outcomes = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=60)
+        assert racer.returncode == 0, err
+        outcomes.append(out.strip())
+    assert sorted(outcomes) == ["got", "refused", "refused", "refused"]
+    assert lock_info(repo, "backup-prod") is None
