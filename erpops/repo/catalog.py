@@ -62,7 +62,7 @@ class BackupEntry:
             "files": len(m.files),
             "files_bytes": sum(f.size for f in m.files),
             "new_files": sum(1 for o in blobs if o.new),
-            "new_bytes": sum(o.stored_bytes for o in m.objects if o.new),
+            "new_bytes": sum(o.stored_bytes for o in blobs if o.new),  # filestore bytes this backup uploaded
             "missing_files": len(m.missing_files),
             "redis": bool(m.redis and m.redis.captured),
             "verified": self.verified,
