@@ -98,8 +98,8 @@ class Decision:
 
 
 def _utc(t: datetime) -> datetime:
-    if t.tzinfo is None:
-        raise ValueError("retention needs aware times")
+    if t.tzinfo is None:  # erpops keeps UTC internally; a naive time is UTC
+        return t.replace(tzinfo=timezone.utc)
     return t.astimezone(timezone.utc)
 
 

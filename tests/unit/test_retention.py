@@ -111,11 +111,9 @@ def test_policy_from_the_inventory_model_or_a_dict():
     assert policy.describe() == "keep_last 7, keep_daily 14, keep_weekly 8, keep_monthly 12"
 
 
-def test_naive_times_are_refused():
-    import pytest
-
-    with pytest.raises(ValueError):
-        decide([Point("x", datetime(2026, 1, 1), False)], Policy(keep_last=1))
+def test_naive_times_are_taken_as_utc():
+    points = [Point("naive", datetime(2026, 12, 3, 23, 30), False), Point("aware", T0.replace(hour=1), False)]
+    assert kept(decide(points, Policy(keep_daily=1))) == {"naive": ["daily 2026-12-03"]}
 
 
 # --- properties ---------------------------------------------------------------
