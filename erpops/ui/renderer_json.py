@@ -62,8 +62,7 @@ class PlainRenderer:
         if isinstance(event, ev.StepProgress):
             if not _due(self._last_progress, event):
                 return None
-            total = f"/{event.total:g}" if event.total else ""
-            return f"{event.step}: {event.done:g}{total} {event.unit}".rstrip()
+            return f"{event.step}: {_amount(event.done, event.total, event.unit)}"
         if isinstance(event, ev.StepRetried):
             return f"{event.step}: attempt {event.attempt} failed ({event.kind}: {event.error}); retrying in {event.delay:g}s"
         if isinstance(event, ev.StepFinished):
@@ -91,3 +90,16 @@ def _due(last: dict[str, float], event: ev.StepProgress) -> bool:
         return False
     last[event.step] = now
     return True
+
+
+def _amount(done: float, total: float | None, unit: str) -> str:
+    """'12.3 MB / 99.9 MB (12%)' for bytes, '120/2793 files' for counts."""
+    from erpops.units import format_size
+
+    if unit == "B":
+        text = format_size(done) + (f" / {format_size(total)}" if total else "")
+    else:
+        text = f"{done:,.0f}" + (f"/{total:,.0f}" if total else "") + (f" {unit}" if unit else "")
+    if total:
+        text += f" ({min(100.0, 100 * done / total):.0f}%)"
+    return text
