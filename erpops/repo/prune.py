@@ -20,7 +20,10 @@ retained, nothing of it is touched. A manifest that cannot be read stops the
 blob step (its blobs are unknown, so no blob can be called unreferenced).
 
 While it deletes, prune holds the repository lock ``prune`` and refuses to run
-while a backup holds its lock.
+while a backup holds its lock (checked at the start and again before the blob
+step). A backup that starts during the blob step itself could still reuse a
+blob being deleted; its verify (``erpops backup --verify``, ``repo verify``)
+would report the blob missing.
 """
 
 from __future__ import annotations
@@ -153,6 +156,9 @@ def _prune(repo, policy: Policy, grace: float, now: datetime, result: PruneResul
     if any(e.manifest is None for e in remaining):
         result.blobs["skipped_reason"] = "a manifest is unreadable, so no blob can be known to be unreferenced"
         return
+    if not result.dry_run:
+        # a backup that started meanwhile may be about to reference an old blob: stop before the blob step
+        _check_no_backup_running(repo)
     referenced = set()
     for e in remaining:
         referenced.update(o.key for o in e.manifest.objects if o.kind == "blob")
