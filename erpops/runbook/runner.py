@@ -127,7 +127,8 @@ def start(request: RunRequest, subscribers: list) -> Checkpoint:
                                inputs=inputs, environment=request.env_name, inventory_digest=inventory_digest,
                                operator=cp.operator, host=socket.gethostname(), erpops_version=__version__,
                                tabletop=request.tabletop,
-                               steps=[{"id": p.id, "uses": p.uses, "risk": p.risk} for p in planned]))
+                               steps=[{"id": p.id, "uses": p.uses, "risk": p.risk, "phase": p.phase}
+                                      for p in planned]))
         engine = Engine(rb, checkpoint=cp, bus=bus, policy=request.policy, env=env, env_context=view,
                         run_dir=directory, load_fragment=_fragment_loader(), injections=request.injections)
         engine.run()

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 from erpops.runbook import events as ev
 from erpops.ui.output import to_json
+from erpops.ui.text import amount_text
 
 PROGRESS_INTERVAL = 1.0  # seconds between two progress lines of one step
 
@@ -62,7 +63,7 @@ class PlainRenderer:
         if isinstance(event, ev.StepProgress):
             if not _due(self._last_progress, event):
                 return None
-            return f"{event.step}: {_amount(event.done, event.total, event.unit)}"
+            return f"{event.step}: {amount_text(event.done, event.total, event.unit)}"
         if isinstance(event, ev.StepRetried):
             return f"{event.step}: attempt {event.attempt} failed ({event.kind}: {event.error}); retrying in {event.delay:g}s"
         if isinstance(event, ev.StepFinished):
@@ -91,15 +92,3 @@ def _due(last: dict[str, float], event: ev.StepProgress) -> bool:
     last[event.step] = now
     return True
 
-
-def _amount(done: float, total: float | None, unit: str) -> str:
-    """'12.3 MB / 99.9 MB (12%)' for bytes, '120/2793 files' for counts."""
-    from erpops.units import format_size
-
-    if unit == "B":
-        text = format_size(done) + (f" / {format_size(total)}" if total else "")
-    else:
-        text = f"{done:,.0f}" + (f"/{total:,.0f}" if total else "") + (f" {unit}" if unit else "")
-    if total:
-        text += f" ({min(100.0, 100 * done / total):.0f}%)"
-    return text

@@ -9,6 +9,7 @@ import sys
 import time
 
 from erpops.runbook import events as ev
+from erpops.ui.text import amount_text, rate_text
 
 _MARKS = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]↷[/]", "continued": "[yellow]![/]",
           "undone": "[yellow]↶[/]", "interrupted": "[red]■[/]"}
@@ -52,7 +53,9 @@ class RichRenderer:
             mode = " [magenta]\\[tabletop][/]" if event.tabletop else ""
             self.title = f"[bold]{event.runbook}[/] on {event.environment or 'no environment'}  {event.run_id}{mode}"
             for s in event.steps:
-                self._step(s["id"])["uses"] = s["uses"]
+                # on_failure steps appear only if they run
+                if s.get("phase", "main") == "main":
+                    self._step(s["id"])["uses"] = s["uses"]
         elif isinstance(event, ev.RunResumed):
             self.title = f"[bold]resume[/] {event.run_id} at {event.from_step}"
         elif isinstance(event, ev.StepStarted):
@@ -111,8 +114,9 @@ class RichRenderer:
             if s["total"]:
                 width = 24
                 filled = int(width * min(1.0, (s["done"] or 0) / s["total"]))
-                rate = f"  {s['rate']:.1f} {s['unit']}/s" if s["rate"] else ""
-                detail = f"{'━' * filled}{'╺' * (width - filled)} {s['done']:g}/{s['total']:g} {s['unit']}{rate}  {detail}"
+                rate = f"  {rate_text(s['rate'], s['unit'])}" if s["rate"] else ""
+                amount = amount_text(s["done"] or 0, s["total"], s["unit"])
+                detail = f"{'━' * filled}{'╺' * (width - filled)} {amount}{rate}  {detail}"
         else:
             mark = Text.from_markup(_MARKS.get(s["status"], "[dim]·[/]"))
             detail = f"{s['duration']:.1f}s" if s["duration"] is not None else ""
