@@ -224,6 +224,7 @@ class Retention(Section):
     keep_weekly: int | None = Field(None, ge=0)
     keep_monthly: int | None = Field(None, ge=0)
     keep_yearly: int | None = Field(None, ge=0)
+    keep_within: DurationField | None = None  # every backup within this span before the newest
 
 
 class Repository(Section):

@@ -103,12 +103,13 @@ def test_policy_from_the_inventory_model_or_a_dict():
     assert Policy.from_config({"keep_last": 7, "keep_within": "2d"}) == Policy(keep_last=7, keep_within=172800.0)
     assert Policy.from_config(None).empty
 
-    class Model:  # the inventory's Retention model has no keep_within yet: read what is there
-        keep_last, keep_daily, keep_weekly, keep_monthly = 7, 14, 8, 12
+    from erpops.config.model import Retention
 
-    policy = Policy.from_config(Model())
-    assert policy == Policy(keep_last=7, keep_daily=14, keep_weekly=8, keep_monthly=12)
-    assert policy.describe() == "keep_last 7, keep_daily 14, keep_weekly 8, keep_monthly 12"
+    model = Retention.model_validate({"keep_last": 7, "keep_daily": 14, "keep_weekly": 8, "keep_monthly": 12,
+                                      "keep_within": "3d"})
+    policy = Policy.from_config(model)
+    assert policy == Policy(keep_last=7, keep_daily=14, keep_weekly=8, keep_monthly=12, keep_within=259200.0)
+    assert policy.describe() == "keep_last 7, keep_daily 14, keep_weekly 8, keep_monthly 12, keep_within 3d"
 
 
 def test_naive_times_are_taken_as_utc():
