@@ -15,6 +15,7 @@ REQUIRED=(
   "/usr/bin/redis-server redis-server"
   "/usr/sbin/sshd openssh-server"
   "/usr/sbin/runuser util-linux"
+  "/usr/bin/zstd zstd"  # the backup benchmark's raw-tools baseline (bench/backup_bench.py)
 )
 # Only the test suite needs these: shells whose completion scripts are checked.
 if [ "${1:-}" = "--test" ]; then

@@ -59,7 +59,7 @@ def _data_sql(c: dict[str, int]) -> list[str]:
                 is_company, customer_rank, supplier_rank, create_date, write_date)
             SELECT CASE WHEN g % 17 = 0 THEN 'Company ' || g || ' SARL' ELSE 'Customer ' || g END,
                    1 + g % 3, 'customer' || g || '@example.com',
-                   '+33 1 ' || lpad(((g * 7919) % 100000000)::text, 8, '0'), g || ' rue du Commerce',
+                   '+33 1 ' || lpad(((g::bigint * 7919) % 100000000)::text, 8, '0'), g || ' rue du Commerce',
                    (ARRAY['Lille','Paris','Lyon','Marseille','Nantes','Rennes'])[1 + g % 6],
                    lpad((1000 + g % 95000)::text, 5, '0'), 'FR', g % 17 = 0, 1, (g % 29 = 0)::int,
                    now() - (g % 900) * interval '1 day', now() - (g % 90) * interval '1 day'
