@@ -42,6 +42,7 @@ class BackupRun:
     tenants: dict[str, TenantBackup] = field(default_factory=dict)
     lock: Any = None  # erpops.repo.locks.Lock
     refresher: Any = None  # keeps the lock's expiry ahead while the run lasts
+    dump_job: Any = None  # dumps running in the background (postgres.dump background: true)
     committed: list[str] = field(default_factory=list)  # backup ids whose manifest is written
 
     def close_snapshots(self) -> list[str]:

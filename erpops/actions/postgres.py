@@ -8,6 +8,7 @@ snapshot step's undo on a failed run) closes them.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from erpops.actions import backup_run
@@ -100,57 +101,153 @@ def _close_snapshots(ctx: StepContext, tenants: list[str], outputs: dict) -> Non
 
 
 @action("postgres.dump", risk=Risk.WRITE)
-def dump(ctx: StepContext) -> dict:
+def dump(ctx: StepContext, background: bool = False) -> dict:
     """Dump each snapshotted tenant with `pg_dump --snapshot` into the repository.
 
     Custom format, uncompressed by pg_dump, streamed through the repository's
     zstd + AES-256-GCM straight into storage: nothing is written to a local
     disk. The password reaches pg_dump in its environment, never on its
-    command line. Outputs: `dumps` (tenant, key, plain_bytes, stored_bytes,
-    sha256, seconds).
+    command line. With `background: true` the dumps run in a thread while the
+    next steps (the filestore capture) go on, and postgres.dump_wait collects
+    them; a failed run's rollback stops them. Outputs: `dumps` (tenant, key,
+    plain_bytes, stored_bytes, sha256, seconds), or `background: true`.
     """
-    from erpops.pg.connect import NodeTarget
-    from erpops.pg.dump import DumpStream
-    from erpops.repo.manifest import ObjectEntry, object_name
-    from erpops.runbook.events import StepOutput
-
-    env = _environment(ctx)
     run = backup_run.for_run(ctx)
-    repo = ctx.repo
-    target = NodeTarget.from_node(env.postgres.primary)
-    bin_dir = getattr(env.postgres.primary, "bin_dir", None)
-    out = []
-    for tenant in run.tenants.values():
+    job = _DumpJob(ctx, run)
+    if background:
+        run.dump_job = job
+        job.start()
+        return {"background": True, "tenants": list(run.tenants)}
+    return {"dumps": job.run_all(ctx)}
+
+
+@dump.undo
+def _stop_dumps(ctx: StepContext, background: bool, outputs: dict) -> None:
+    run = backup_run.existing(ctx)
+    job = getattr(run, "dump_job", None) if run is not None else None
+    if job is not None:
+        job.kill()
+        job.join()
+        for tenant in run.tenants.values():
+            if tenant.db is not None:
+                _discard(job.repo, tenant.db.key)
+                tenant.db = None
+
+
+@action("postgres.dump_wait", risk=Risk.READ)
+def dump_wait(ctx: StepContext) -> dict:
+    """Wait for the dumps postgres.dump started with `background: true`; fail as they failed.
+
+    Outputs: `dumps` (tenant, key, plain_bytes, stored_bytes, sha256, seconds).
+    """
+    run = backup_run.for_run(ctx)
+    job = getattr(run, "dump_job", None)
+    if job is None:
+        raise StepError("no dump is running in the background: postgres.dump with background: true comes first")
+    ctx.track(job)  # a timeout or Ctrl-C of this step stops pg_dump
+    progress = ctx.progress(None, "B")
+    while not job.done.wait(0.25):
+        ctx.check()
+        progress.update(job.bytes_so_far())
+    job.join()
+    if job.error is not None:
+        raise job.error
+    progress.update(job.bytes_so_far())
+    return {"dumps": job.outputs}
+
+
+class _DumpJob:
+    """The dumps of a run, one tenant after the other, in this thread or a background one."""
+
+    def __init__(self, ctx: StepContext, run):
+        from erpops.pg.connect import NodeTarget
+
+        env = _environment(ctx)
+        self.run, self.repo = run, ctx.repo
+        self.target = NodeTarget.from_node(env.postgres.primary)
+        self.bin_dir = getattr(env.postgres.primary, "bin_dir", None)
+        self.outputs: list[dict] = []
+        self.warnings: list[str] = []
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._stream = None
+        self._finished_bytes = 0
+        self._killed = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._background, name="erpops-dump", daemon=True)
+        self._thread.start()
+
+    def _background(self) -> None:
+        try:
+            self.run_all(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to dump_wait, which raises it
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def run_all(self, ctx: StepContext | None) -> list[dict]:
+        for tenant in self.run.tenants.values():
+            if self._killed:
+                raise StepError("the dump was stopped", kind="interrupted")
+            self.outputs.append(self._one(tenant, ctx))
+        self.done.set()
+        return self.outputs
+
+    def _one(self, tenant, ctx: StepContext | None) -> dict:
+        from erpops.pg.dump import DumpStream
+        from erpops.repo.manifest import ObjectEntry, object_name
+        from erpops.runbook.events import StepOutput
+
         snap = tenant.snapshot
         if snap is None or not snap.open:
             raise StepError(f"the snapshot of {tenant.tenant} is closed; start the backup again")
-        stream = DumpStream(target, tenant.tenant, snap.snapshot_id, bin_dir=bin_dir)
-        ctx.track(stream)
-        progress = ctx.progress(snap.size_estimate or None, "B")
-        stream.on_read = _throttled(progress.update)
-        name = object_name(tenant.backup_id, "db.dump")
+        stream = DumpStream(self.target, tenant.tenant, snap.snapshot_id, bin_dir=self.bin_dir)
+        self._stream = stream
+        progress = None
+        if ctx is not None:
+            ctx.track(stream)
+            progress = ctx.progress(snap.size_estimate or None, "B")
+            stream.on_read = _throttled(progress.update)
         try:
-            put = repo.put_object(name, stream, if_absent=True)
+            put = self.repo.put_object(object_name(tenant.backup_id, "db.dump"), stream, if_absent=True)
         except BaseException:
             stream.kill()
             raise
         try:
             stream.finish()
         except BaseException:
-            _discard(repo, put.key)
+            _discard(self.repo, put.key)
             raise
-        progress.total = stream.bytes
-        progress.update(stream.bytes)
+        self._finished_bytes += stream.bytes
+        if progress is not None:
+            progress.total = stream.bytes
+            progress.update(stream.bytes)
         for warning in stream.warnings:
-            ctx.emit(StepOutput(step=ctx.step_id, line=f"pg_dump {tenant.tenant}: {warning}"))
+            line = f"pg_dump {tenant.tenant}: {warning}"
+            self.warnings.append(line)
+            if ctx is not None:
+                ctx.emit(StepOutput(step=ctx.step_id, line=line))
         tenant.db = ObjectEntry(key=put.key, kind="db", plain_bytes=stream.bytes, stored_bytes=put.stored_bytes,
                                 sha256=stream.sha256.hexdigest(), new=True)
         tenant.db_seconds = stream.duration
         tenant.uploaded_bytes += put.stored_bytes
-        out.append({"tenant": tenant.tenant, "key": put.key, "plain_bytes": stream.bytes,
-                    "stored_bytes": put.stored_bytes, "sha256": tenant.db.sha256,
-                    "seconds": round(stream.duration, 3)})
-    return {"dumps": out}
+        return {"tenant": tenant.tenant, "key": put.key, "plain_bytes": stream.bytes,
+                "stored_bytes": put.stored_bytes, "sha256": tenant.db.sha256, "seconds": round(stream.duration, 3)}
+
+    def bytes_so_far(self) -> int:
+        current = self._stream.bytes if self._stream is not None and not self.done.is_set() else 0
+        return self._finished_bytes + current
+
+    def kill(self) -> None:
+        self._killed = True
+        if self._stream is not None:
+            self._stream.kill()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
 
 
 @action("postgres.release", risk=Risk.READ)

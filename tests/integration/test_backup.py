@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from erpops.repo.keys import KeyFile
-from erpops.repo.manifest import list_backup_ids, read_manifest
+from erpops.repo.manifest import list_backup_dirs, list_backup_ids, read_manifest
 from erpops.repo.repository import Repository
 
 pytestmark = pytest.mark.integration
@@ -77,6 +77,10 @@ def blab(tmp_path_factory):
     if up.returncode != 0:
         lab.erpops("lab", "down")
         pytest.fail(f"lab up failed: {up.stdout}{up.stderr}")
+    # made here so that each test can open it, whichever runs first (the first backup
+    # would make it too: tests/e2e/test_backup_cli.py relies on that)
+    init = lab.erpops("repo", "init", "lab")
+    assert init.returncode == 0, init.stdout + init.stderr
     yield lab
     down = lab.erpops("lab", "down", timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -182,6 +186,7 @@ def test_a_missing_file_fails_with_exit_4_then_is_allowed_with_a_flag(blab):
     [(attachment_id, fname)] = _add_attachments(blab, [os.urandom(5000)])
     (blab.filestore / fname).unlink()
     before = list_backup_ids(blab.repository())
+    dirs_before = list_backup_dirs(blab.repository())
     try:
         failed = blab.backup()
         assert failed.returncode == 4, failed.stdout + failed.stderr
@@ -189,6 +194,7 @@ def test_a_missing_file_fails_with_exit_4_then_is_allowed_with_a_flag(blab):
         assert "--allow-missing-files" in failed.stderr
         assert json.loads(failed.stdout)["status"] == "failed"
         assert list_backup_ids(blab.repository()) == before, "no manifest for a failed backup"
+        assert list_backup_dirs(blab.repository()) == dirs_before, "the background dump was stopped and discarded"
         allowed = blab.backup("--allow-missing-files")
         entry = _summary(allowed)["backups"][0]
         assert fname in allowed.stderr  # the warning
@@ -216,7 +222,6 @@ def test_a_held_lock_refuses_with_exit_3_naming_the_holder(blab, monkeypatch):
     from erpops.repo.locks import acquire
 
     monkeypatch.setenv("ERPOPS_HOME", blab.env["ERPOPS_HOME"])  # the local flock lives in its state dir
-    _summary(blab.backup())  # the lab's repository exists after a first backup
     held = acquire(blab.repository(), "backup-lab", ttl=300, purpose="a test holding the lock")
     try:
         result = blab.backup()
