@@ -80,6 +80,8 @@ class BackupFailed(ErpopsError):
 
 def _hint(exit_code: int, error: str, run_id: str | None) -> str:
     log = f"the run's log: erpops audit show {run_id}" if run_id else "see the log lines above"
+    if exit_code == 130:
+        return f"interrupted: nothing was committed for the tenants without a manifest; run erpops backup again ({log})"
     if exit_code == 3:
         return f"another backup of this environment holds the lock; wait for it to finish ({log})"
     if exit_code == 4 and "missing from" in error:
@@ -103,6 +105,7 @@ def run_backup(options: BackupOptions, renderers: list) -> dict:
     except ErpopsError as exc:
         if collector.run_id is None:  # refused or invalid before the run began: nothing to summarise
             raise
+        _abandon(collector.run_id)
         failed = collector.failed
         where = f" at step {failed.step}" if failed else ""
         error = failed.error if failed else exc.message
@@ -111,6 +114,20 @@ def run_backup(options: BackupOptions, renderers: list) -> dict:
                            doc={**summary(collector, "failed"), "error": error},
                            hint=_hint(code, error, collector.run_id)) from None
     return summary(collector, "succeeded")
+
+
+def _abandon(run_id: str) -> None:
+    """An interrupted run skips its rollback (the engine keeps it resumable); a backup
+    is never resumed, so its lock and snapshots are let go of here."""
+    from erpops.actions.backup_run import abandon
+    from erpops.runbook.state import run_dir
+    from erpops.ui.output import log
+
+    try:
+        if abandon(str(run_dir(run_id))):
+            log(f"run {run_id}: stopped the dump, closed the snapshots and released the lock")
+    except ErpopsError as exc:  # the repository may be what failed: the lock then expires by itself
+        log(f"run {run_id}: could not release the lock ({exc.message}); it expires by itself")
 
 
 def plan(options: BackupOptions):

@@ -82,3 +82,23 @@ def existing(ctx) -> BackupRun | None:
 def forget(ctx) -> BackupRun | None:
     with _GUARD:
         return _RUNS.pop(run_key(ctx), None)
+
+
+def abandon(key: str) -> bool:
+    """Let go of what a run still holds when it ended without its own cleanup
+    (interrupted: the engine stops there, for a resume that a backup never
+    needs): stop a background dump, close the snapshots, release the lock."""
+    with _GUARD:
+        run = _RUNS.pop(key, None)
+    if run is None:
+        return False
+    if run.dump_job is not None:
+        run.dump_job.kill()
+        run.dump_job.join()
+    run.close_snapshots()
+    if run.refresher is not None:
+        run.refresher.stop()
+    if run.lock is not None:
+        run.lock.release()
+        run.lock = None
+    return True
