@@ -99,6 +99,7 @@ def run_backup(options: BackupOptions, renderers: list) -> dict:
 
     request = runner.RunRequest(runbook=RUNBOOK, inputs=options.inputs(), env_name=options.env_name,
                                 policy=ConfirmPolicy(yes=False, interactive=False))
+    _check_tenants(options)
     collector = _Collector()
     try:
         runner.start(request, [collector, *renderers])
@@ -114,6 +115,22 @@ def run_backup(options: BackupOptions, renderers: list) -> dict:
                            doc={**summary(collector, "failed"), "error": error},
                            hint=_hint(code, error, collector.run_id)) from None
     return summary(collector, "succeeded")
+
+
+def _check_tenants(options: BackupOptions) -> None:
+    """A tenant the inventory does not list is refused before any run (with a
+    did-you-mean); tenants that are discovered are checked by the snapshot step."""
+    from erpops.runbook.runner import resolve_environment
+    from erpops.yamlsrc import suggest
+
+    env, _, _, _ = resolve_environment(options.env_name)
+    listed = list(getattr(env, "tenants", None) or [])
+    for name in options.tenants:
+        if listed and name not in listed:
+            guess = suggest(name, listed)
+            raise UsageError(f"--tenant {name}: not a tenant of environment {options.env_name} "
+                             f"(tenants: {', '.join(listed)})",
+                             hint=f"did you mean {guess!r}?" if guess else "see: erpops config show -e " + options.env_name)
 
 
 def _abandon(run_id: str) -> None:

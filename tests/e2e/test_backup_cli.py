@@ -88,3 +88,12 @@ def test_a_bad_annotation_is_a_usage_error(erpops, lab_env):
     result = erpops("backup", "-e", "lab", "--annotate", "no-equals-sign", env=lab_env)
     assert result.returncode == 2
     assert "KEY=VALUE" in result.stderr
+
+
+def test_an_unknown_tenant_is_refused_before_any_run_with_a_suggestion(erpops, lab_env):
+    runs = Path(lab_env["ERPOPS_HOME"]) / "state" / "runs"
+    before = set(runs.iterdir()) if runs.exists() else set()
+    result = erpops("backup", "-e", "lab", "--tenant", "retial", env=lab_env)
+    assert result.returncode == 2, result.output
+    assert "did you mean 'retail'?" in result.stderr
+    assert (set(runs.iterdir()) if runs.exists() else set()) == before
