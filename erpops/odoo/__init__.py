@@ -1,0 +1,1 @@
+"""Odoo's own backup formats: read them (archive), write them (export), store them (importer)."""
