@@ -232,3 +232,40 @@ def test_damaged_blob_fails_the_export_without_a_partial_file(olab, tmp_path):
         blob.write_bytes(good)
     assert r.returncode == 4, r.stdout + r.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name != "erpops-home"] == []
+
+
+@pytest.fixture(scope="module")
+def odoo_made_zip(olab, tmp_path_factory) -> Path:
+    """A zip as Odoo's database manager makes it: `pg_dump --no-owner` plain SQL, Odoo's
+    manifest.json, the tenant's filestore directory, plus members Odoo's restore ignores."""
+    out = tmp_path_factory.mktemp("odoo-made") / "odoo_store.zip"
+    sql = subprocess.run([str(client_binary("pg_dump")), "--no-owner", olab.tenant], capture_output=True,
+                         env=olab.pg_env, check=True).stdout
+    filestore = olab.root / "filestore" / olab.tenant
+    manifest = {"odoo_dump": "1", "db_name": "odoo_store", "version": "17.0", "version_info": [17, 0, 0, "final", 0, ""],
+                "major_version": "17.0", "pg_version": "15.0", "modules": {"base": "17.0.1.3", "sale": "17.0.1.2"}}
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("dump.sql", sql)
+        zf.writestr("manifest.json", json.dumps(manifest, indent=4))
+        for f in sorted(filestore.rglob("*")):
+            if f.is_file():
+                zf.write(f, f"filestore/{f.relative_to(filestore)}")
+        zf.writestr("filestore/checklist/ab/" + "ab" * 20, b"")
+        zf.writestr("README", b"not part of a backup")
+    return out
+
+
+def test_import_a_zip_made_like_odoos(olab, odoo_made_zip, tmp_path):
+    r = olab.erpops("import-backup", str(odoo_made_zip), "-e", "lab", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["tenant"] == "odoo_store" and doc["odoo_version"] == "17.0.1.3"
+    assert doc["pg_version"].startswith("15.") and doc["files"] == len({f.sha1 for f in olab.manifest.files})
+    verify = olab.erpops("repo", "verify", doc["backup_id"], "--deep", "-e", "lab")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    back = tmp_path / "back.zip"
+    assert olab.erpops("export", "-e", "lab", "--tenant", "odoo_store", "-o", str(back)).returncode == 0
+    with zipfile.ZipFile(back) as a, zipfile.ZipFile(odoo_made_zip) as b:
+        assert a.read("dump.sql") == b.read("dump.sql")
+        assert json.loads(a.read("manifest.json"))["modules"] == {"base": "17.0.1.3", "sale": "17.0.1.2"}
+        assert "README" not in a.namelist()
