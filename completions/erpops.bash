@@ -33,6 +33,7 @@ _erpops_complete() {
       "repo show") path="repo show" ;;
       "repo unlock") path="repo unlock" ;;
       "repo verify") path="repo verify" ;;
+      "restore") path="restore" ;;
       "runbook") path="runbook" ;;
       "runbook actions") path="runbook actions" ;;
       "runbook list") path="runbook list" ;;
@@ -44,7 +45,7 @@ _erpops_complete() {
     esac
   done
   case "$path" in
-    "") words="audit backup config doctor keys lab repo runbook --config --debug --env --help --json --version -e" ;;
+    "") words="audit backup config doctor keys lab repo restore runbook --config --debug --env --help --json --version -e" ;;
     "audit") words="list show verify --help" ;;
     "audit list") words="--help --json --runs-dir" ;;
     "audit show") words="--help --json --runs-dir" ;;
@@ -71,6 +72,7 @@ _erpops_complete() {
     "repo show") words="--env --help --json -e" ;;
     "repo unlock") words="--env --help --json --yes -e -y" ;;
     "repo verify") words="--all --deep --env --help --json -e" ;;
+    "restore") words="--as --backup --confirm-env --copy --drop-existing --dry-run --env --force-version --help --jobs --json --neutralize --tenant --yes -b -e -j -t -y" ;;
     "runbook") words="actions list plan resume run show validate --help" ;;
     "runbook actions") words="--help --json --markdown" ;;
     "runbook list") words="--help --json" ;;

@@ -8,9 +8,9 @@ function __erpops_path
     end
     echo $path
 end
-set -g __erpops_paths 'audit' 'audit list' 'audit show' 'audit verify' 'backup' 'config' 'config show' 'config validate' 'doctor' 'keys' 'keys init' 'keys show' 'lab' 'lab down' 'lab ledger-check' 'lab load' 'lab status' 'lab up' 'repo' 'repo init' 'repo list' 'repo prune' 'repo rekey' 'repo show' 'repo unlock' 'repo verify' 'runbook' 'runbook actions' 'runbook list' 'runbook plan' 'runbook resume' 'runbook run' 'runbook show' 'runbook validate'
+set -g __erpops_paths 'audit' 'audit list' 'audit show' 'audit verify' 'backup' 'config' 'config show' 'config validate' 'doctor' 'keys' 'keys init' 'keys show' 'lab' 'lab down' 'lab ledger-check' 'lab load' 'lab status' 'lab up' 'repo' 'repo init' 'repo list' 'repo prune' 'repo rekey' 'repo show' 'repo unlock' 'repo verify' 'restore' 'runbook' 'runbook actions' 'runbook list' 'runbook plan' 'runbook resume' 'runbook run' 'runbook show' 'runbook validate'
 complete -c erpops -f
-complete -c erpops -n "test (__erpops_path) = ''" -a 'audit backup config doctor keys lab repo runbook'
+complete -c erpops -n "test (__erpops_path) = ''" -a 'audit backup config doctor keys lab repo restore runbook'
 complete -c erpops -n "test (__erpops_path) = ''" -l config
 complete -c erpops -n "test (__erpops_path) = ''" -l debug
 complete -c erpops -n "test (__erpops_path) = ''" -l env
@@ -142,6 +142,20 @@ complete -c erpops -n "test (__erpops_path) = 'repo verify'" -l deep
 complete -c erpops -n "test (__erpops_path) = 'repo verify'" -l env
 complete -c erpops -n "test (__erpops_path) = 'repo verify'" -l help
 complete -c erpops -n "test (__erpops_path) = 'repo verify'" -l json
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l as
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l backup
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l confirm-env
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l copy
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l drop-existing
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l dry-run
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l env
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l force-version
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l help
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l jobs
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l json
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l neutralize
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l tenant
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l yes
 complete -c erpops -n "test (__erpops_path) = 'runbook'" -a 'actions list plan resume run show validate'
 complete -c erpops -n "test (__erpops_path) = 'runbook'" -l help
 complete -c erpops -n "test (__erpops_path) = 'runbook actions'" -l help

@@ -9,4 +9,6 @@ ACTION_MODULES = [
     "erpops.actions.postgres",
     "erpops.actions.filestore",
     "erpops.actions.redis",
+    "erpops.actions.restore_db",
+    "erpops.actions.restore_files",
 ]

@@ -21,6 +21,7 @@ from erpops.errors import EXIT_CODES_HELP, ErpopsError, ExitCode
 COMMAND_MODULES = [
     # "erpops.cli.<module>", one line per command module, in --help order
     "erpops.cli.backup_cmd",
+    "erpops.cli.restore_cmd",
     "erpops.cli.config_cmd",
     "erpops.cli.doctor_cmd",
     "erpops.cli.lab_cmd",

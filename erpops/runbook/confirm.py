@@ -31,6 +31,8 @@ class ConfirmPolicy:
 
     def preflight(self, planned: list, env_name: str | None, tier: str | None, runbook: str) -> str | None:
         """Refuse (exit 3) unless the run may start; returns how destructive steps were confirmed."""
+        # a step whose when: the inputs already decided false never runs: it needs no confirmation
+        planned = [s for s in planned if getattr(s, "when", None) is not False]
         destructive = [s.id for s in planned if s.risk == "DESTRUCTIVE"]
         gates = [s.id for s in planned if s.confirm or s.uses == "control.confirm"]
         if self.tabletop:

@@ -1,0 +1,181 @@
+"""Databases a restore creates, loads, renames and drops.
+
+A restore never writes under the target's name until the very end: it loads
+into a temporary database (``<target>__erpops_restore_<id>``) and renames it.
+``pg_restore`` reads a custom-format dump from a seekable file (``-j`` needs
+one) as the connecting user, ``--no-owner --no-privileges``: the restored
+objects belong to the inventory's user, which is the role Odoo connects as,
+and grants to roles of the source server (which may not exist here) are not
+replayed. The password reaches pg_restore and psql through PGPASSWORD in
+their environment, never on their command line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from erpops.errors import OperationFailed, UsageError
+from erpops.pg.binaries import client_binary
+from erpops.pg.connect import NodeTarget, connect
+
+STDERR_LINES_KEPT = 40
+MAX_NAME_BYTES = 63
+# Odoo's own rule for database names (odoo.service.db.DBNAME_PATTERN)
+DB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+
+
+def check_db_name(name: str, *, what: str = "database name") -> str:
+    if not DB_NAME.match(name or "") or len(name.encode()) > MAX_NAME_BYTES:
+        raise UsageError(f"{what} {name!r} is not valid: Odoo accepts letters, digits, '_', '.' and '-', "
+                         f"starting with a letter or digit, at least 2 and at most {MAX_NAME_BYTES} bytes",
+                         hint="e.g. --as store_nord_check")
+    return name
+
+
+def _ident(name: str) -> str:
+    return '"' + check_db_name(name).replace('"', '""') + '"'
+
+
+def database_exists(target: NodeTarget, name: str) -> bool:
+    with connect(target, application_name="erpops restore") as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def server_version_num(target: NodeTarget) -> int:
+    with connect(target, application_name="erpops restore") as conn:
+        return int(conn.execute("SHOW server_version_num").fetchone()[0])
+
+
+def create_database(target: NodeTarget, name: str) -> None:
+    """An empty UTF-8 database from template0 (what pg_restore without --create needs)."""
+    with connect(target, application_name="erpops restore") as conn:
+        conn.execute(f"CREATE DATABASE {_ident(name)} TEMPLATE template0 ENCODING 'UTF8'")
+
+
+def terminate(conn, name: str) -> int:
+    rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchall()
+    return len(rows)
+
+
+def drop_database(target: NodeTarget, name: str) -> bool:
+    """Drop ``name`` if it exists, ending its sessions first. True when it existed."""
+    with connect(target, application_name="erpops restore") as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            return False
+        conn.execute(f"ALTER DATABASE {_ident(name)} ALLOW_CONNECTIONS false")
+        terminate(conn, name)
+        conn.execute(f"DROP DATABASE {_ident(name)}")
+    return True
+
+
+def rename_database(target: NodeTarget, old: str, new: str) -> None:
+    """ALTER DATABASE RENAME, after ending the sessions still open on ``old``."""
+    with connect(target, application_name="erpops restore") as conn:
+        terminate(conn, old)
+        conn.execute(f"ALTER DATABASE {_ident(old)} RENAME TO {_ident(new)}")
+
+
+def replace_database(target: NodeTarget, old: str, new: str) -> bool:
+    """Drop ``new`` (ending its sessions) and rename ``old`` to it, on one connection, back to back.
+    True when a database ``new`` existed and was dropped."""
+    with connect(target, application_name="erpops restore") as conn:
+        existed = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (new,)).fetchone() is not None
+        if existed:
+            conn.execute(f"ALTER DATABASE {_ident(new)} ALLOW_CONNECTIONS false")
+            terminate(conn, new)
+            conn.execute(f"DROP DATABASE {_ident(new)}")
+        terminate(conn, old)
+        conn.execute(f"ALTER DATABASE {_ident(old)} RENAME TO {_ident(new)}")
+    return existed
+
+
+def _env(target: NodeTarget) -> dict:
+    env = dict(os.environ)
+    env.pop("PGPASSWORD", None)
+    secret = target.password()
+    if secret is not None:
+        env["PGPASSWORD"] = secret.reveal()
+    env["PGAPPNAME"] = "erpops restore"
+    return env
+
+
+def restore_argv(pg_restore: Path | str, target: NodeTarget, dbname: str, dump: Path, jobs: int) -> list[str]:
+    return [str(pg_restore), "--no-owner", "--no-privileges", "--exit-on-error", "--no-password",
+            f"--jobs={max(1, jobs)}", f"--host={target.host}", f"--port={target.port}",
+            f"--username={target.user}", f"--dbname={dbname}", str(dump)]
+
+
+def psql_argv(psql: Path | str, target: NodeTarget, dbname: str, script: Path) -> list[str]:
+    return [str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", f"--host={target.host}",
+            f"--port={target.port}", f"--username={target.user}", f"--dbname={dbname}", "-f", str(script)]
+
+
+class LoadProcess:
+    """pg_restore (or psql for a plain SQL dump) loading a file into a database;
+    ``kill`` stops it (timeout, Ctrl-C), ``wait`` checks its exit."""
+
+    def __init__(self, argv: list[str], target: NodeTarget, dbname: str):
+        self.argv, self.target, self.dbname = argv, target, dbname
+        self.program = Path(argv[0]).name
+        try:
+            self._popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.PIPE, env=_env(target), start_new_session=True)
+        except OSError as exc:
+            raise OperationFailed(f"cannot start {argv[0]}: {exc.strerror}") from None
+        self.pid = self._popen.pid
+        self.started = time.monotonic()
+        self._stderr: deque[str] = deque(maxlen=STDERR_LINES_KEPT)
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    @classmethod
+    def pg_restore(cls, target: NodeTarget, dbname: str, dump: Path, *, jobs: int, bin_dir: str | None = None):
+        return cls(restore_argv(client_binary("pg_restore", bin_dir), target, dbname, dump, jobs), target, dbname)
+
+    @classmethod
+    def psql(cls, target: NodeTarget, dbname: str, script: Path, *, bin_dir: str | None = None):
+        return cls(psql_argv(client_binary("psql", bin_dir), target, dbname, script), target, dbname)
+
+    def _read_stderr(self) -> None:
+        for raw in iter(self._popen.stderr.readline, b""):
+            self._stderr.append(raw.decode("utf-8", "replace").rstrip())
+        self._popen.stderr.close()
+
+    def poll(self) -> int | None:
+        return self._popen.poll()
+
+    def kill(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                return
+            try:
+                self._popen.wait(2)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def wait(self) -> None:
+        code = self._popen.wait()
+        self._drain.join(5)
+        if code != 0:
+            from erpops.secrets import REDACTOR
+
+            tail = "; ".join(line for line in self._stderr if line)[-800:] or "no message"
+            raise OperationFailed(f"{self.program} into database {self.dbname} on {self.target.name} "
+                                  f"({self.target.address}) exited with {code}: {REDACTOR.redact(tail)}",
+                                  where=self.target.name,
+                                  hint="the temporary database is dropped; nothing under the target name changed")
+
+    @property
+    def duration(self) -> float:
+        return time.monotonic() - self.started
