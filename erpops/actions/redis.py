@@ -165,6 +165,21 @@ def snapshot(ctx: StepContext, timeout: Duration = Duration("10m")) -> dict:
     return {"captured": True, "role": role, "reason": "", "bytes": size}
 
 
+@snapshot.undo
+def _discard(ctx: StepContext, timeout: Duration, outputs: dict) -> None:
+    """A backup that fails later keeps no RDB without a manifest."""
+    from erpops.errors import ErpopsError
+
+    run = backup_run.existing(ctx)
+    for t in (run.tenants.values() if run is not None else []):
+        if t.redis_object is not None:
+            try:
+                ctx.repo.storage.delete(t.redis_object.key)
+            except ErpopsError:
+                pass  # debris without a manifest; repo prune removes it
+            t.redis_object = t.redis = None
+
+
 class _Sha256Reader:
     def __init__(self, source):
         import hashlib

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,7 +74,7 @@ def blab(tmp_path_factory):
     lab = PrivateLab(tmp_path_factory.mktemp("backup-lab"))
     for sub in ("data", "config", "state"):
         (lab.home / sub).mkdir()
-    up = lab.erpops("lab", "up", "--scale", "0.02", "--no-replica")
+    up = lab.erpops("lab", "up", "--scale", "0.02", "--no-replica", "--redis")
     if up.returncode != 0:
         lab.erpops("lab", "down")
         pytest.fail(f"lab up failed: {up.stdout}{up.stderr}")
@@ -133,6 +134,17 @@ def test_backup_records_facts_and_every_file(blab):
     assert manifest.snapshot_at >= manifest.started_at
 
 
+def test_redis_sessions_are_stored_with_the_backup(blab):
+    entry = _summary(blab.backup())["backups"][0]
+    repo = blab.repository()
+    manifest = read_manifest(repo, entry["backup_id"])
+    assert manifest.redis is not None and manifest.redis.captured and manifest.redis.role == "sessions"
+    [rdb] = [o for o in manifest.objects if o.kind == "redis"]
+    with repo.get_object(rdb.key.removeprefix("objects/")) as reader:
+        content = reader.read()
+    assert content.startswith(b"REDIS") and hashlib.sha256(content).hexdigest() == rdb.sha256
+
+
 def test_the_dump_restores_with_the_recorded_row_counts(blab, tmp_path):
     doc = _summary(blab.backup())
     repo = blab.repository()
@@ -175,8 +187,8 @@ def test_a_second_backup_uploads_only_the_new_files(blab):
     new_blobs = [o for o in manifest.objects if o.kind == "blob" and o.new]
     assert len(new_blobs) == 3
     manifest_size = repo.storage.size(f"objects/backups/{entry['backup_id']}/manifest.json")
-    assert entry["uploaded_bytes"] == manifest.db_object.stored_bytes + sum(o.stored_bytes for o in new_blobs) \
-        + manifest_size
+    own = sum(o.stored_bytes for o in manifest.objects if o.kind in ("db", "redis"))
+    assert entry["uploaded_bytes"] == own + sum(o.stored_bytes for o in new_blobs) + manifest_size
     assert sum(o.stored_bytes for o in new_blobs) < 100_000  # the 3 files, not the filestore again
     blobs_after = {p for p in (blab.root / "repository" / "blobs").rglob("*") if p.is_file()}
     assert len(blobs_after - blobs_before) == 3
@@ -232,6 +244,21 @@ def test_a_held_lock_refuses_with_exit_3_naming_the_holder(blab, monkeypatch):
     assert _summary(blab.backup())["status"] == "succeeded"
 
 
+def test_a_running_prune_refuses_a_backup_and_leaves_no_lock(blab, monkeypatch):
+    from erpops.repo.locks import acquire, lock_info
+
+    monkeypatch.setenv("ERPOPS_HOME", blab.env["ERPOPS_HOME"])
+    repo = blab.repository()
+    held = acquire(repo, "prune", ttl=300, purpose="a test pruning the repository")
+    try:
+        result = blab.backup()
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "a test pruning the repository" in result.stderr
+        assert lock_info(repo, "backup-lab") is None, "the refused backup released its own lock"
+    finally:
+        held.release()
+
+
 def test_secrets_and_data_never_reach_the_repository_logs_or_output(blab, tmp_path):
     secret = "CANARY-pw-7f3a9c1e2b"
     data = "CANARY-PLAINTEXT-partner-5d2e8b"
@@ -241,14 +268,19 @@ def test_secrets_and_data_never_reach_the_repository_logs_or_output(blab, tmp_pa
         conn.execute("DROP ROLE IF EXISTS erpops_canary")
         conn.execute(f"CREATE ROLE erpops_canary LOGIN SUPERUSER PASSWORD '{secret}'")
         conn.execute("INSERT INTO res_partner (name, email) VALUES (%s, %s)", (data, "canary@example.com"))
+    with blab.connect("postgres") as admin:  # a second tenant: same files, so no blob is stored twice
+        admin.execute("DROP DATABASE IF EXISTS retail_two")
+        admin.execute("CREATE DATABASE retail_two TEMPLATE retail")
+    shutil.copytree(blab.filestore, blab.root / "filestore" / "retail_two", dirs_exist_ok=True)
     inventory = {
         "version": 1,
         "environments": {"canary": {
             "tier": "development",
             "postgres": {"primary": {"name": "db", "host": "127.0.0.1", "port": blab.port, "user": "erpops_canary",
                                      "password": "env:ERPOPS_CANARY_PW", "dbname": "postgres"}},
-            "tenants": ["retail"],
+            "tenants": ["retail", "retail_two"],
             "filestore": {"path": str(blab.root / "filestore")},
+            "redis": {"url": "redis://127.0.0.1:1/0", "role": "cache"},  # never contacted: a cache is skipped
             "repository": "canary"}},
         "repositories": {"canary": {"url": str(repo_dir), "key": f"file:{key_file}"}},
     }
@@ -259,7 +291,12 @@ def test_secrets_and_data_never_reach_the_repository_logs_or_output(blab, tmp_pa
     assert init.returncode == 0, init.stdout + init.stderr
     result = blab.erpops("backup", "-e", "canary", "--json", "--verify", env=env)
     doc = _summary(result)
-    assert doc["backups"][0]["verified"] is True
+    first, second = doc["backups"]
+    assert (first["tenant"], second["tenant"]) == ("retail", "retail_two")
+    assert first["verified"] and second["verified"]
+    assert first["new_files"] == first["files"] > 0 and second["new_files"] == 0, "one blob per content"
+    manifest = read_manifest(Repository.open(str(repo_dir), KeyFile(key_file.read_text())), second["backup_id"])
+    assert manifest.redis is not None and not manifest.redis.captured and "cache" in manifest.redis.reason
     for stream in (result.stdout, result.stderr):
         assert secret not in stream and data not in stream
     audit = Path(blab.env["ERPOPS_HOME"]) / "state" / "runs" / doc["run_id"] / "audit.jsonl"
@@ -273,3 +310,6 @@ def test_secrets_and_data_never_reach_the_repository_logs_or_output(blab, tmp_pa
     with blab.connect() as conn:
         conn.execute("DELETE FROM res_partner WHERE name = %s", (data,))
         conn.execute("DROP ROLE erpops_canary")
+    with blab.connect("postgres") as admin:
+        admin.execute("DROP DATABASE retail_two")
+    shutil.rmtree(blab.root / "filestore" / "retail_two")
