@@ -55,6 +55,7 @@ def lock(ctx: StepContext, scope: str, ttl: Duration = Duration("15m"), purpose:
     if run.lock is not None and run.lock.held:  # a retried step keeps what it has
         return _lock_outputs(run.lock)
     held = acquire(repo, scope, ttl=float(ttl), purpose=purpose)
+    _refuse_while_pruning(repo, held)
     run.lock = held
     run.refresher = _Refresher(held, float(ttl))
     if held.broken_reason:
@@ -62,6 +63,19 @@ def lock(ctx: StepContext, scope: str, ttl: Duration = Duration("15m"), purpose:
 
         ctx.emit(StepOutput(step=ctx.step_id, line=f"broke stale lock {scope}: {held.broken_reason}"))
     return _lock_outputs(held)
+
+
+def _refuse_while_pruning(repo, held) -> None:
+    """A prune deleting unreferenced blobs must not run under a backup that may reuse
+    them. Prune takes its lock, then looks for backup locks; a backup takes its lock,
+    then looks for prune's: whichever comes second sees the other and backs off."""
+    from erpops.repo.locks import lock_info, refusal, stale_reason
+    from erpops.repo.prune import LOCK_SCOPE
+
+    info = lock_info(repo, LOCK_SCOPE)
+    if info is not None and stale_reason(info) is None:
+        held.release()
+        raise refusal(info, LOCK_SCOPE)
 
 
 def _lock_outputs(held) -> dict:
