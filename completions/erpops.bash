@@ -16,6 +16,8 @@ _erpops_complete() {
       "config show") path="config show" ;;
       "config validate") path="config validate" ;;
       "doctor") path="doctor" ;;
+      "export") path="export" ;;
+      "import-backup") path="import-backup" ;;
       "keys") path="keys" ;;
       "keys init") path="keys init" ;;
       "keys show") path="keys show" ;;
@@ -45,7 +47,7 @@ _erpops_complete() {
     esac
   done
   case "$path" in
-    "") words="audit backup config doctor keys lab repo restore runbook --config --debug --env --help --json --version -e" ;;
+    "") words="audit backup config doctor export import-backup keys lab repo restore runbook --config --debug --env --help --json --version -e" ;;
     "audit") words="list show verify --help" ;;
     "audit list") words="--help --json --runs-dir" ;;
     "audit show") words="--help --json --runs-dir" ;;
@@ -55,6 +57,8 @@ _erpops_complete() {
     "config show") words="--env --help --json -e" ;;
     "config validate") words="--help --json" ;;
     "doctor") words="--env --help --json -e" ;;
+    "export") words="--backup --env --force --format --help --json --output --tenant -b -e -f -o -t" ;;
+    "import-backup") words="--env --help --json --tenant -e -t" ;;
     "keys") words="init show --help" ;;
     "keys init") words="--force --help --json --path" ;;
     "keys show") words="--help --json" ;;

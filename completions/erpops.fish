@@ -8,9 +8,9 @@ function __erpops_path
     end
     echo $path
 end
-set -g __erpops_paths 'audit' 'audit list' 'audit show' 'audit verify' 'backup' 'config' 'config show' 'config validate' 'doctor' 'keys' 'keys init' 'keys show' 'lab' 'lab down' 'lab ledger-check' 'lab load' 'lab status' 'lab up' 'repo' 'repo init' 'repo list' 'repo prune' 'repo rekey' 'repo show' 'repo unlock' 'repo verify' 'restore' 'runbook' 'runbook actions' 'runbook list' 'runbook plan' 'runbook resume' 'runbook run' 'runbook show' 'runbook validate'
+set -g __erpops_paths 'audit' 'audit list' 'audit show' 'audit verify' 'backup' 'config' 'config show' 'config validate' 'doctor' 'export' 'import-backup' 'keys' 'keys init' 'keys show' 'lab' 'lab down' 'lab ledger-check' 'lab load' 'lab status' 'lab up' 'repo' 'repo init' 'repo list' 'repo prune' 'repo rekey' 'repo show' 'repo unlock' 'repo verify' 'restore' 'runbook' 'runbook actions' 'runbook list' 'runbook plan' 'runbook resume' 'runbook run' 'runbook show' 'runbook validate'
 complete -c erpops -f
-complete -c erpops -n "test (__erpops_path) = ''" -a 'audit backup config doctor keys lab repo restore runbook'
+complete -c erpops -n "test (__erpops_path) = ''" -a 'audit backup config doctor export import-backup keys lab repo restore runbook'
 complete -c erpops -n "test (__erpops_path) = ''" -l config
 complete -c erpops -n "test (__erpops_path) = ''" -l debug
 complete -c erpops -n "test (__erpops_path) = ''" -l env
@@ -49,6 +49,18 @@ complete -c erpops -n "test (__erpops_path) = 'config validate'" -l json
 complete -c erpops -n "test (__erpops_path) = 'doctor'" -l env
 complete -c erpops -n "test (__erpops_path) = 'doctor'" -l help
 complete -c erpops -n "test (__erpops_path) = 'doctor'" -l json
+complete -c erpops -n "test (__erpops_path) = 'export'" -l backup
+complete -c erpops -n "test (__erpops_path) = 'export'" -l env
+complete -c erpops -n "test (__erpops_path) = 'export'" -l force
+complete -c erpops -n "test (__erpops_path) = 'export'" -l format
+complete -c erpops -n "test (__erpops_path) = 'export'" -l help
+complete -c erpops -n "test (__erpops_path) = 'export'" -l json
+complete -c erpops -n "test (__erpops_path) = 'export'" -l output
+complete -c erpops -n "test (__erpops_path) = 'export'" -l tenant
+complete -c erpops -n "test (__erpops_path) = 'import-backup'" -l env
+complete -c erpops -n "test (__erpops_path) = 'import-backup'" -l help
+complete -c erpops -n "test (__erpops_path) = 'import-backup'" -l json
+complete -c erpops -n "test (__erpops_path) = 'import-backup'" -l tenant
 complete -c erpops -n "test (__erpops_path) = 'keys'" -a 'init show'
 complete -c erpops -n "test (__erpops_path) = 'keys'" -l help
 complete -c erpops -n "test (__erpops_path) = 'keys init'" -l force

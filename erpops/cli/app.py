@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     # "erpops.cli.<module>", one line per command module, in --help order
     "erpops.cli.backup_cmd",
     "erpops.cli.restore_cmd",
+    "erpops.cli.export_cmd",
+    "erpops.cli.import_cmd",
     "erpops.cli.config_cmd",
     "erpops.cli.doctor_cmd",
     "erpops.cli.lab_cmd",
