@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from erpops.errors import ErpopsError, UsageError, VerificationFailed
+from erpops.errors import ErpopsError, Refused, UsageError, VerificationFailed
+from erpops.repo.storage import ObjectExists
 
 LOCK_TTL = 900.0
 _TENANT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
@@ -148,10 +149,16 @@ def _store(repo, lock, archive, path: Path, env: str, tenant: str, facts: dict, 
     backup_id = new_backup_id(env, tenant, started)
     name = "db.sql" if archive.dump_format == "plain" else "db.dump"
     refreshed = time.monotonic()
+    ours = False  # only what this import wrote is removed on failure
     try:
         with archive.open_dump() as src:
             hashing = _Hashing(src)
-            put = repo.put_object(object_name(backup_id, name), hashing, if_absent=True)
+            try:
+                put = repo.put_object(object_name(backup_id, name), hashing, if_absent=True)
+            except ObjectExists:
+                raise Refused(f"backup {backup_id} is being written by another run", hint="run the import again "
+                              "in a second (backup ids carry the time to the second)") from None
+        ours = True
         objects = [ObjectEntry(key=put.key, kind="db", plain_bytes=hashing.size, stored_bytes=put.stored_bytes,
                                sha256=hashing.sha256.hexdigest())]
         files, new_files = [], 0
@@ -187,7 +194,8 @@ def _store(repo, lock, archive, path: Path, env: str, tenant: str, facts: dict, 
             annotations={"imported_from": path.name, "import_kind": archive.kind})
         write_manifest(repo, manifest)
     except BaseException:  # no manifest was written: no backup exists; drop what is ours alone
-        _discard(repo, backup_id, name)
+        if ours:
+            _discard(repo, backup_id, name)
         raise
     return {"backup_id": backup_id, "environment": env, "tenant": tenant, "kind": archive.kind,
             "dump_format": archive.dump_format, "db_bytes": objects[0].plain_bytes, "files": len(files),
