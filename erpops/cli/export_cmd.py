@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from erpops.cli.context import env_name, json_mode
+from erpops.cli.context import OPTIONS, env_name, json_mode
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +41,7 @@ def export(
     from erpops.odoo.export import ExportOptions, export_backup
     from erpops.ui.output import show_result
 
+    OPTIONS.json = json_mode(json)  # errors, too, come out as JSON
     doc = export_backup(ExportOptions(env_name=env_name(env), backup_id=backup, tenant=tenant, format=format,
                                       output=output, force=force))
-    show_result(doc, _human, as_json=json_mode(json))
+    show_result(doc, _human, as_json=OPTIONS.json)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from erpops.cli.context import env_name, json_mode
+from erpops.cli.context import OPTIONS, env_name, json_mode
 
 
 def register(app: typer.Typer) -> None:
@@ -40,5 +40,6 @@ def import_backup(
     from erpops.odoo.importer import ImportOptions, import_backup as run_import
     from erpops.ui.output import show_result
 
+    OPTIONS.json = json_mode(json)  # errors, too, come out as JSON
     doc = run_import(ImportOptions(env_name=env_name(env), path=file, tenant=tenant))
-    show_result(doc, _human, as_json=json_mode(json))
+    show_result(doc, _human, as_json=OPTIONS.json)
