@@ -41,7 +41,7 @@ class RestoreOptions:
         if not 1 <= self.jobs <= 64:
             raise UsageError(f"--jobs {self.jobs}: expected 1 to 64")
         return {"backup": self.backup or "latest", "tenant": self.tenant, "target": self.target, "jobs": self.jobs,
-                "copy": self.copy, "neutralize": self.neutralize, "drop_existing": self.drop_existing,
+                "as_copy": self.copy, "neutralize": self.neutralize, "drop_existing": self.drop_existing,
                 "force_version": self.force_version}
 
 

@@ -239,6 +239,8 @@ class Engine:
 
     def _call(self, ctx: StepContext, timeout: float | None, fn: Callable[[], Any]) -> dict:
         self._current = ctx
+        if self._interrupted.is_set():  # the signal came before this step had a context to cancel
+            ctx.cancelled.set("interrupted")
         try:
             return _jsonable(call_with_deadline(ctx, timeout, fn))
         finally:

@@ -115,6 +115,9 @@ def test_restore_as_a_new_name_has_every_row_and_file(rlab):
     for f in manifest.files:
         assert hashlib.sha1((root / f.store_fname).read_bytes()).hexdigest() == f.sha1
     assert doc["files"] == len(manifest.files)
+    with rlab.connect("retail") as source, rlab.connect("retail_check") as restored:
+        assert _params(restored) == _params(source)  # neither --copy nor --neutralize: the same identity
+    assert doc["copy"] is None and doc["neutralize"] is None
     assert rlab.leftovers() == []
     assert not list((rlab.home / "data" / "state" / "runs").rglob("restore-db.dump"))  # the spool is gone
     assert rlab.erpops("audit", "verify", doc["run_id"]).returncode == 0

@@ -1,0 +1,108 @@
+"""`erpops restore` as an operator meets it on a bad day: the installed command, no TTY,
+a private lab (scale 0.01) with one backup. Bad input is refused with a clear message
+and an exit code before anything is created."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ERPOPS = Path(sys.executable).parent / "erpops"
+
+
+@pytest.fixture(scope="module")
+def lab_env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("restore-cli")
+    env = {"ERPOPS_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config"),
+           "XDG_STATE_HOME": str(home / "state")}
+
+    def run(*args: str):
+        return subprocess.run([str(ERPOPS), *args], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **env}, stdin=subprocess.DEVNULL)
+
+    up = run("lab", "up", "--scale", "0.01", "--no-replica")
+    if up.returncode != 0:
+        run("lab", "down")
+        pytest.fail(f"lab up failed: {up.stdout}{up.stderr}")
+    backup = run("backup", "-e", "lab", "--json")
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    env["BACKUP_ID"] = json.loads(backup.stdout)["backups"][0]["backup_id"]
+    yield env
+    assert run("lab", "down").returncode == 0
+
+
+def _databases(env: dict) -> set[str]:
+    import psycopg
+
+    state = json.loads((Path(env["ERPOPS_HOME"]) / "lab" / "lab.json").read_text())
+    port = next(n["port"] for n in state["nodes"] if n["role"] == "primary")
+    password = Path(state["password_file"]).read_text().strip()
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password, dbname="postgres",
+                         autocommit=True) as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+
+
+def _runs(env: dict) -> set:
+    runs = Path(env["ERPOPS_HOME"]) / "state" / "runs"
+    return set(runs.iterdir()) if runs.exists() else set()
+
+
+@pytest.mark.parametrize("args, code, says", [
+    (["--backup", "20200101T000000Z-lab-retail"], 2, "no backup 20200101T000000Z-lab-retail"),
+    (["--backup", "yesterday"], 2, "is not a backup id"),
+    (["--tenant", "retial"], 2, "did you mean 'retail'?"),
+    (["--as", "-bad name"], 2, "is not valid"),
+    (["--as", "x" * 64], 2, "at most 63 bytes"),
+    (["--as", "a/b"], 2, "is not valid"),
+    (["--jobs", "0"], 2, "--jobs 0"),
+    ([], 3, "already exists"),
+    (["--as", "retail_new", "--tenant", "retail", "--drop-existing"], 3, "pass --yes"),
+])
+def test_bad_input_is_refused_and_nothing_is_created(erpops, lab_env, args, code, says):
+    before_db, before_runs = _databases(lab_env), _runs(lab_env)
+    result = erpops("restore", "-e", "lab", *args, env=lab_env)
+    assert result.returncode == code, result.output
+    assert says in result.stderr and "Traceback" not in result.output
+    assert _databases(lab_env) == before_db
+    if code == 2:
+        assert _runs(lab_env) == before_runs  # refused before a run began
+
+
+def test_dry_run_shows_the_checks_and_steps_and_touches_nothing(erpops, lab_env):
+    before_db, before_runs = _databases(lab_env), _runs(lab_env)
+    result = erpops("restore", "-e", "lab", "--as", "retail_dry", "--copy", "--dry-run", env=lab_env)
+    assert result.returncode == 0, result.output
+    assert lab_env["BACKUP_ID"] in result.stdout and "retail_dry (does not exist)" in result.stdout
+    for step in ("restore.preflight", "restore.database", "restore.filestore", "restore.verify", "restore.copy",
+                 "restore.activate"):
+        assert step in result.stdout
+    assert "restore.neutralize" not in result.stdout and "DESTRUCTIVE" not in result.stdout
+    doc = json.loads(erpops("restore", "-e", "lab", "--as", "retail", "--drop-existing", "--dry-run", "--json",
+                            env=lab_env).stdout)
+    assert doc["destructive"] == ["replace"] and doc["preflight"]["target_exists"]
+    assert _databases(lab_env) == before_db and _runs(lab_env) == before_runs
+
+
+def test_restore_prints_a_summary_and_json_for_scripts(erpops, lab_env):
+    result = erpops("restore", "-e", "lab", "--backup", lab_env["BACKUP_ID"], "--as", "retail_e2e", env=lab_env)
+    assert result.returncode == 0, result.output
+    assert "row counts (" in result.stdout and "match the backup" in result.stdout
+    assert "✓ restored in" in result.stdout
+    assert "database: restore.database started" in result.stderr  # log lines on stderr
+    again = erpops("restore", "-e", "lab", "--as", "retail_e2e", "--drop-existing", "--yes", "--json", env=lab_env)
+    doc = json.loads(again.stdout)
+    assert again.returncode == 0 and doc["status"] == "succeeded" and doc["replaced"] and doc["verified"]
+    assert "retail_e2e" in _databases(lab_env)
+
+
+def test_help_shows_an_example(erpops):
+    result = erpops("restore", "--help")
+    assert result.returncode == 0
+    assert "Example: erpops restore -e staging" in result.stdout and "--drop-existing" in result.stdout
