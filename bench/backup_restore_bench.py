@@ -2,10 +2,10 @@
 
 Run (not a test; takes a while):
 
-    .venv/bin/python bench/backup_restore_bench.py --scale 20 [--small-scale 2] [--write docs/performance.md]
+    .venv/bin/python bench/backup_restore_bench.py --scale 26 [--small-scale 2] [--write docs/performance.md]
 
-Builds a lab (`erpops lab up --scale N --no-replica`; scale 20 is about 1 GB of
-database and 2 GB of mostly incompressible filestore) in its own ERPOPS_HOME,
+Builds a lab (`erpops lab up --scale N --no-replica`; scale 26 is about 1.05 GB of
+database and 2.6 GB of mostly incompressible filestore) in its own ERPOPS_HOME,
 reads everything once (so every method starts with the same warm page cache),
 then times, one after the other:
 
@@ -266,7 +266,7 @@ def du(path: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", type=float, default=20, help="lab scale (20: ~1 GB database, ~2 GB filestore)")
+    ap.add_argument("--scale", type=float, default=26, help="lab scale (26: ~1.05 GB database, ~2.6 GB filestore)")
     ap.add_argument("--small-scale", type=float, default=2, help="second, small lab to show RSS is flat (0: skip)")
     ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/erpops-bench"))
     ap.add_argument("--keep-lab", action="store_true", help="leave the labs running (reused by the next run)")
