@@ -162,6 +162,7 @@ complete -c erpops -n "test (__erpops_path) = 'restore'" -l drop-existing
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l dry-run
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l env
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l force-version
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l from-file
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l help
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l jobs
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l json

@@ -10,6 +10,7 @@ run's events into the summary humans and scripts read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from erpops.errors import ErpopsError
 from erpops.runbook import events as ev
@@ -28,6 +29,7 @@ class RestoreOptions:
     neutralize: bool = False
     drop_existing: bool = False
     force_version: bool = False
+    from_file: str = ""
     yes: bool = False
     confirm_env: str | None = None
     interactive: bool = False
@@ -40,7 +42,9 @@ class RestoreOptions:
             check_db_name(self.target, what="--as")
         if not 1 <= self.jobs <= 64:
             raise UsageError(f"--jobs {self.jobs}: expected 1 to 64")
-        return {"backup": self.backup or "latest", "tenant": self.tenant, "target": self.target, "jobs": self.jobs,
+        from_file = str(Path(self.from_file).resolve()) if self.from_file else ""
+        return {"backup": self.backup or "latest", "tenant": self.tenant, "target": self.target,
+                "from_file": from_file, "jobs": self.jobs,
                 "as_copy": self.copy, "neutralize": self.neutralize, "drop_existing": self.drop_existing,
                 "force_version": self.force_version}
 
@@ -180,14 +184,18 @@ def _preflight(options: RestoreOptions):
     from erpops.errors import UsageError
     from erpops.paths import state_dir
     from erpops.repo.access import open_environment_repository
-    from erpops.restore_checks import check
+    from erpops.restore_checks import check, open_source
     from erpops.runbook.runner import resolve_environment
 
     env, _, tier, _ = resolve_environment(options.env_name)
     if env is None:
         raise UsageError("restore needs an environment; pass -e NAME")
-    repo = open_environment_repository(options.env_name).repo
-    pre = check(env, repo, backup=options.backup, tenant=options.tenant, target=options.target,
-                drop_existing=options.drop_existing, force_version=options.force_version, run_tag="check",
-                spool_dir=state_dir() / "runs")
+    source, _, archive = open_source(env, lambda: open_environment_repository(options.env_name).repo,
+                                     backup=options.backup, tenant=options.tenant, from_file=options.from_file)
+    try:
+        pre = check(env, source, target=options.target, drop_existing=options.drop_existing,
+                    force_version=options.force_version, run_tag="check", spool_dir=state_dir() / "runs")
+    finally:
+        if archive is not None:
+            archive.close()
     return pre, tier

@@ -46,6 +46,48 @@ class Preflight:
         return dict(self.__dict__)
 
 
+@dataclass
+class Source:
+    """What is restored: a backup of the repository, or an Odoo backup file (--from-file)."""
+
+    label: str  # the backup id, or the file's path
+    kind: str  # "repository" | "zip" | "dump"
+    name: str | None  # the database it was (the tenant, or the zip's db_name)
+    environment: str | None
+    pg_version: str | None
+    odoo_version: str | None
+    modules: dict[str, str] | None  # None: not recorded
+    db_bytes: int
+    files: int
+    files_bytes: int
+    dump_format: str = "custom"
+
+
+def repository_source(manifest) -> Source:
+    if manifest.db_object is None:
+        raise VerificationFailed(f"backup {manifest.backup_id} has no database object", hint="pick another backup")
+    return Source(label=manifest.backup_id, kind="repository", name=manifest.tenant,
+                  environment=manifest.environment, pg_version=manifest.pg_version,
+                  odoo_version=manifest.odoo_version, modules=dict(manifest.modules),
+                  db_bytes=manifest.db_object.plain_bytes, files=len(manifest.files),
+                  files_bytes=sum(f.size for f in manifest.files), dump_format=manifest.dump_format)
+
+
+def file_source(archive) -> Source:
+    """An opened erpops.odoo.archive.OdooArchive as a Source: Odoo's manifest.json says
+    what it was (a custom dump says nothing), the dump's header which PostgreSQL wrote it."""
+    from erpops.odoo.odoo_manifest import from_odoo
+    from erpops.pg.restore import dumped_from
+
+    facts = from_odoo(archive.manifest) if archive.manifest else None
+    files = list(archive.filestore_files())
+    return Source(label=str(archive.path), kind=archive.kind, name=archive.db_name, environment=None,
+                  pg_version=dumped_from(archive) or (facts or {}).get("pg_version"),
+                  odoo_version=(facts or {}).get("odoo_version"), modules=(facts or {}).get("modules") or None,
+                  db_bytes=archive.dump_size, files=len(files), files_bytes=sum(f[2] for f in files),
+                  dump_format=archive.dump_format)
+
+
 def temp_name(target: str, run_tag: str) -> str:
     """``<target>__erpops_restore_<tag>``, shortening the target part to fit 63 bytes."""
     suffix = f"{TEMP_SUFFIX}{run_tag}"
@@ -87,24 +129,24 @@ def select_backup(repo, env_name: str, backup: str | None, tenant: str | None):
     return max(own, key=lambda e: (e.time, e.backup_id)).manifest
 
 
-def check(env, repo, *, backup: str | None, tenant: str | None, target: str | None, drop_existing: bool,
-          force_version: bool, run_tag: str, spool_dir: Path | None) -> Preflight:
-    """Every check, in order; raises the first refusal. Touches nothing."""
+def check(env, source: Source, *, target: str | None, drop_existing: bool, force_version: bool, run_tag: str,
+          spool_dir: Path | None) -> Preflight:
+    """Every check of ``source`` against the environment, in order; raises the first refusal.
+    Touches nothing."""
     from erpops.pg.connect import NodeTarget
     from erpops.pg.restore import check_db_name, database_exists, server_version_num
 
     if target:
         check_db_name(target, what="--as")
-    manifest = select_backup(repo, env.name, backup, tenant)
-    name = target or manifest.tenant
+    name = target or source.name
+    if not name:
+        raise UsageError(f"{source.label} does not say which database it was", hint="name the target: --as NAME")
     check_db_name(name, what="target database name")
-    if manifest.db_object is None:
-        raise VerificationFailed(f"backup {manifest.backup_id} has no database object", hint="pick another backup")
     node = NodeTarget.from_node(env.postgres.primary)
     version_num = server_version_num(node)
-    source_major = int(manifest.pg_version.split(".")[0])
-    if version_num // 10000 < source_major:
-        raise UsageError(f"backup {manifest.backup_id} comes from PostgreSQL {manifest.pg_version}; the target "
+    source_major = _major(source.pg_version)
+    if source_major is not None and version_num // 10000 < source_major:
+        raise UsageError(f"{source.label} comes from PostgreSQL {source.pg_version}; the target "
                          f"{node.name} runs {version_num // 10000}, which is older and cannot load it",
                          hint="restore onto a server of the same or a newer major version")
     exists = database_exists(node, name)
@@ -116,22 +158,31 @@ def check(env, repo, *, backup: str | None, tenant: str | None, target: str | No
         raise Refused(f"filestore directory {filestore_dir} exists though database {name} does not; "
                       "nothing was restored", hint="remove it, restore under another name (--as), "
                                                    "or replace it with --drop-existing")
-    pre = Preflight(backup_id=manifest.backup_id, tenant=manifest.tenant, target=name,
-                    temp_db=temp_name(name, run_tag), source_environment=manifest.environment,
-                    target_exists=exists, pg_source=manifest.pg_version,
-                    pg_target=f"{version_num // 10000}.{version_num % 10000}", odoo_version=manifest.odoo_version,
-                    modules=len(manifest.modules), db_bytes=manifest.db_object.plain_bytes,
-                    files=len(manifest.files), files_bytes=sum(f.size for f in manifest.files),
-                    compatibility="match")
-    _compatibility(pre, manifest, env, node, name if exists else None, force_version)
+    pre = Preflight(backup_id=source.label, tenant=source.name or name, target=name,
+                    temp_db=temp_name(name, run_tag), source_environment=source.environment or source.kind,
+                    target_exists=exists, pg_source=source.pg_version or "unknown",
+                    pg_target=f"{version_num // 10000}.{version_num % 10000}", odoo_version=source.odoo_version,
+                    modules=len(source.modules or {}), db_bytes=source.db_bytes, files=source.files,
+                    files_bytes=source.files_bytes, compatibility="match")
+    if source_major is None:
+        pre.warnings.append(f"{source.label} does not say which PostgreSQL wrote it; its version was not compared")
+    _compatibility(pre, source, env, node, name if exists else None, force_version)
     _disk(pre, env, node, spool_dir)
     return pre
 
 
-def _compatibility(pre: Preflight, manifest, env, node, existing: str | None, force: bool) -> None:
+def _major(version: str | None) -> int | None:
+    head = (version or "").split(".")[0]
+    return int(head) if head.isdigit() else None
+
+
+def _compatibility(pre: Preflight, source: Source, env, node, existing: str | None, force: bool) -> None:
     from erpops.pg.odoo_modules import DIFFERENCES_NAMED, differences, installed_modules
     from erpops.pg.tenants import environment_tenants
 
+    if source.modules is None:
+        pre.compatibility = f"unknown: {source.label} does not record its Odoo version and modules"
+        return
     candidates = [existing] if existing else []
     try:
         candidates += [t for t in environment_tenants(env) if t not in candidates and TEMP_SUFFIX not in t]
@@ -149,7 +200,7 @@ def _compatibility(pre: Preflight, manifest, env, node, existing: str | None, fo
     if found is None:
         pre.compatibility = f"unknown: environment {env.name} has no Odoo database to compare with"
         return
-    diffs = differences(manifest.odoo_version, manifest.modules, *found)
+    diffs = differences(source.odoo_version, source.modules, *found)
     if not diffs:
         pre.compatibility = f"match ({reference})"
         return
@@ -157,7 +208,7 @@ def _compatibility(pre: Preflight, manifest, env, node, existing: str | None, fo
     named = "; ".join(diffs[:DIFFERENCES_NAMED]) + (f"; and {len(diffs) - DIFFERENCES_NAMED} more"
                                                      if len(diffs) > DIFFERENCES_NAMED else "")
     if not force:
-        raise UsageError(f"backup {manifest.backup_id} does not match the Odoo of environment {env.name} "
+        raise UsageError(f"{source.label} does not match the Odoo of environment {env.name} "
                          f"(compared with database {reference}): {named}; nothing was restored",
                          hint="restore onto an environment running the same Odoo and modules, "
                               "or pass --force-version to restore anyway (then upgrade the modules)")
@@ -207,3 +258,22 @@ def _disk(pre: Preflight, env, node, spool_dir: Path | None) -> None:
         raise OperationFailed(f"not enough free space on {d['path']} for the {' and '.join(d['what'])}: "
                               f"about {format_size(d['need'])} needed, {format_size(d['free'])} free; "
                               "nothing was restored", hint="free some space, or restore onto another server")
+
+
+def open_source(env, repo, *, backup: str | None, tenant: str | None, from_file: str | None):
+    """(Source, manifest or None, open archive or None). ``repo`` is called only when the
+    source is the repository (a file needs none). The caller closes the archive."""
+    if from_file:
+        if (backup and backup != "latest") or tenant:
+            raise UsageError("--from-file restores an Odoo backup file: --backup and --tenant do not apply",
+                             hint="drop them; name the target database with --as NAME")
+        from erpops.odoo.archive import open_archive
+
+        archive = open_archive(from_file)
+        try:
+            return file_source(archive), None, archive
+        except BaseException:
+            archive.close()
+            raise
+    manifest = select_backup(repo(), env.name, backup, tenant)
+    return repository_source(manifest), manifest, None

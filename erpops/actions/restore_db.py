@@ -37,12 +37,14 @@ def run_tag(run_id: str) -> str:
 
 
 @action("restore.preflight", risk=Risk.READ)
-def preflight(ctx: StepContext, backup: str = "latest", tenant: str = "", target: str = "",
+def preflight(ctx: StepContext, backup: str = "latest", tenant: str = "", target: str = "", from_file: str = "",
               drop_existing: bool = False, force_version: bool = False) -> dict:
     """Choose the backup and check the target before anything is touched; refuse with what differs.
 
     `backup` is an id, or `latest` (the newest backup of `tenant` of this
     environment; `tenant` may be left out when only one was backed up).
+    `from_file` restores an Odoo backup file instead (the database manager's zip,
+    or a pg_dump custom-format file), read by erpops/odoo/archive.py.
     `target` is the database to restore into (default: the tenant's name). Refuses
     (exit 2) a target name Odoo would not accept, a target PostgreSQL older than
     the source, an Odoo series or module set different from the environment's
@@ -52,15 +54,17 @@ def preflight(ctx: StepContext, backup: str = "latest", tenant: str = "", target
     sizes, compatibility, disk.
     """
     from erpops.pg.connect import NodeTarget
-    from erpops.restore_checks import check
+    from erpops.restore_checks import check, open_source
 
     env = _environment(ctx)
     run = restore_run.for_run(ctx, create=True)
-    pre = check(env, ctx.repo, backup=backup, tenant=tenant, target=target, drop_existing=drop_existing,
-                force_version=force_version, run_tag=run_tag(Path(str(ctx.run_dir)).name), spool_dir=ctx.run_dir)
-    from erpops.repo.manifest import read_manifest
-
-    run.manifest = read_manifest(ctx.repo, pre.backup_id)
+    if run.archive is not None:  # a retried step starts over
+        run.archive.close()
+    source, run.manifest, run.archive = open_source(env, lambda: ctx.repo, backup=backup, tenant=tenant,
+                                                    from_file=from_file)
+    run.files_bytes = source.files_bytes
+    pre = check(env, source, target=target, drop_existing=drop_existing, force_version=force_version,
+                run_tag=run_tag(Path(str(ctx.run_dir)).name), spool_dir=ctx.run_dir)
     run.node = NodeTarget.from_node(env.postgres.primary)
     run.bin_dir = getattr(env.postgres.primary, "bin_dir", None)
     run.target, run.temp_db = pre.target, pre.temp_db
@@ -92,8 +96,10 @@ def database(ctx: StepContext, jobs: int = 2) -> dict:
     from erpops.pg.restore import LoadProcess, create_database
 
     run = restore_run.for_run(ctx)
-    db = run.manifest.db_object
     started = time.monotonic()
+    if run.archive is not None:
+        return _database_from_file(ctx, run, jobs, started)
+    db = run.manifest.db_object
     spool = Path(str(ctx.run_dir)) / SPOOL_NAME
     run.spool = spool
     progress = ctx.progress(db.plain_bytes, "B")
@@ -107,6 +113,33 @@ def database(ctx: StepContext, jobs: int = 2) -> dict:
     _load(ctx, run, LoadProcess.pg_restore(run.node, run.temp_db, spool, jobs=jobs, bin_dir=run.bin_dir))
     spool.unlink(missing_ok=True)
     return {"database": run.temp_db, "bytes": db.plain_bytes, "jobs": jobs,
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+def _database_from_file(ctx: StepContext, run, jobs: int, started: float) -> dict:
+    """An Odoo backup file: dump.sql through psql (plain SQL loads on one connection),
+    a custom-format dump through pg_restore --jobs (read in place: it is seekable)."""
+    from erpops.pg.restore import LoadProcess, create_database
+
+    archive = run.archive
+    if archive.kind == "zip":
+        spool_dir = Path(str(ctx.run_dir)) / "restore-spool"
+        spool_dir.mkdir(mode=0o700, exist_ok=True)
+        run.spool = archive.extract_dump(spool_dir)
+        dump, plain = run.spool, archive.dump_format == "plain"
+    else:
+        dump, plain = archive.path, False
+    ctx.check()
+    create_database(run.node, run.temp_db)
+    run.created_db = True
+    if plain:
+        jobs = 1
+        _load(ctx, run, LoadProcess.psql(run.node, run.temp_db, dump, bin_dir=run.bin_dir))
+    else:
+        _load(ctx, run, LoadProcess.pg_restore(run.node, run.temp_db, dump, jobs=jobs, bin_dir=run.bin_dir))
+    if run.spool is not None:
+        run.spool.unlink(missing_ok=True)
+    return {"database": run.temp_db, "bytes": archive.dump_size, "jobs": jobs, "format": archive.dump_format,
             "seconds": round(time.monotonic() - started, 3)}
 
 
@@ -152,6 +185,9 @@ def verify(ctx: StepContext) -> dict:
 
     run = restore_run.for_run(ctx)
     m = run.manifest
+    if m is None:
+        return {"match": None, "compared": False,
+                "reason": "an Odoo backup file records no row counts or checksums to compare with"}
     with connect(run.node, dbname=run.temp_db, autocommit=False, application_name="erpops restore verify") as conn:
         with conn.cursor() as cur:
             facts = read_facts(cur)
@@ -165,7 +201,7 @@ def verify(ctx: StepContext) -> dict:
                                                         if len(diffs) > MISMATCHES_NAMED else "")
         raise VerificationFailed(f"the restored database differs from backup {m.backup_id}: {named}",
                                  hint="the temporary database was dropped; nothing under the target name changed")
-    return {"match": True, "tables": len(m.row_counts), "checksums": len(m.checksums),
+    return {"match": True, "compared": True, "tables": len(m.row_counts), "checksums": len(m.checksums),
             "row_counts": facts.row_counts}
 
 

@@ -86,9 +86,14 @@ def filestore(ctx: StepContext, background: bool = True, workers: int = 4) -> di
     """
     from erpops.repo.restore_files import blob_items, owner_of
 
+    from erpops.repo.restore_files import FileToWrite
+
     run = restore_run.for_run(ctx)
     env = ctx.env
-    files = run.manifest.files if run.manifest is not None else []
+    if run.archive is not None:
+        files = [FileToWrite(name, sha1, size, open_fn) for name, sha1, size, open_fn in run.archive.filestore_files()]
+    else:
+        files = blob_items(ctx.repo, run.manifest.files)
     if env is None or env.filestore is None:
         if files:
             raise StepError(f"the backup has {len(files)} filestore file(s) and environment has no filestore:",
@@ -100,7 +105,7 @@ def filestore(ctx: StepContext, background: bool = True, workers: int = 4) -> di
                         hint="run erpops on the Odoo host, or copy the restored directory there")
     root = run.filestore_root
     root.mkdir(parents=True, exist_ok=True)
-    job = _FilesJob(blob_items(ctx.repo, files), run.temp_dir, owner_of(root), workers)
+    job = _FilesJob(files, run.temp_dir, owner_of(root), workers)
     run.files_job = job
     if background:
         job.start()
@@ -121,7 +126,7 @@ def filestore_wait(ctx: StepContext) -> dict:
     if job is None:
         return {"files": 0, "bytes": 0, "directory": None}
     ctx.track(job)
-    total = sum(f.size for f in run.manifest.files)
+    total = run.files_bytes
     progress = ctx.progress(total or None, "B")
     while not job.done.wait(0.25):
         ctx.check()

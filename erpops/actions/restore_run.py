@@ -33,7 +33,8 @@ class RestoreRun:
     files_job: Any = None  # the background filestore writer
     activated: bool = False  # the temporary names were renamed to the target's
     process: Any = None  # pg_restore or psql while it runs
-    archive: Any = None  # --from-file: the open archive
+    archive: Any = None  # --from-file: the open erpops.odoo.archive.OdooArchive
+    files_bytes: int = 0  # of the filestore files to write
     extras: dict = field(default_factory=dict)
 
     @property
@@ -53,6 +54,8 @@ class RestoreRun:
         if self.spool is not None and self.spool.exists():
             self.spool.unlink()
             done.append(f"removed {self.spool}")
+        if self.spool is not None and self.spool.parent.name == "restore-spool":
+            shutil.rmtree(self.spool.parent, ignore_errors=True)
         if not self.activated:
             if self.temp_db and self.node is not None and drop_database(self.node, self.temp_db):
                 done.append(f"dropped temporary database {self.temp_db}")

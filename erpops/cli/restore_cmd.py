@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -32,15 +33,18 @@ def _human(doc: dict) -> None:
     for warning in doc.get("warnings", []):
         warn(warning)
     replaced = "replaced the existing database" if doc["replaced"] else "new database"
-    out.print(f"  backup {doc['backup_id']}  (PostgreSQL {doc['pg_version']}, Odoo {doc['odoo_version'] or '?'}, "
+    out.print(f"  from {doc['backup_id']}  (PostgreSQL {doc['pg_version']}, Odoo {doc['odoo_version'] or '?'}, "
               f"{doc['modules']} modules)", markup=False)
     out.print(f"  target {doc['target']} ({replaced}); Odoo compatibility: {doc['compatibility']}", markup=False)
     out.print(f"  database  {format_size(doc['db_bytes'] or 0)}  jobs {doc['jobs']}  {doc['db_seconds']:.1f} s",
               markup=False)
     out.print(f"  filestore {doc['files'] or 0:,} files  {format_size(doc['files_bytes'] or 0)}  (in parallel)"
               f"  -> {doc['filestore'] or '-'}", markup=False)
-    out.print(f"  row counts ({doc['tables']} tables) and business checksums ({doc['checksums']}) match the backup",
-              markup=False)
+    if doc["verified"]:
+        out.print(f"  row counts ({doc['tables']} tables) and business checksums ({doc['checksums']}) match the backup",
+                  markup=False)
+    else:
+        out.print("  row counts not compared: the file records none", markup=False)
     if doc.get("copy"):
         out.print(f"  copy: new database.uuid {doc['copy'].get('uuid')} and database.secret", markup=False)
     if doc.get("neutralize"):
@@ -56,7 +60,7 @@ def _plan_human(doc: dict) -> None:
     out = stdout()
     p = doc["preflight"]
     out.print(f"plan for restore on {doc['environment']} — nothing will be touched", markup=False)
-    out.print(f"  backup {p['backup_id']}  (PostgreSQL {p['pg_source']}, Odoo {p['odoo_version'] or '?'}, "
+    out.print(f"  from {p['backup_id']}  (PostgreSQL {p['pg_source']}, Odoo {p['odoo_version'] or '?'}, "
               f"{p['modules']} modules)", markup=False)
     state = "exists: will be DROPPED and replaced" if p["target_exists"] else "does not exist"
     out.print(f"  target database {p['target']} ({state}), via temporary {p['temp_db']}", markup=False)
@@ -81,6 +85,7 @@ def restore(
     env: Optional[str] = typer.Option(None, "-e", "--env", help="Environment to restore into (default: the global -e, $ERPOPS_ENV, the lab)."),
     backup: str = typer.Option("latest", "--backup", "-b", help="Backup id (see erpops repo list), or latest: the newest of the tenant."),
     tenant: str = typer.Option("", "--tenant", "-t", help="Tenant whose backup to restore (may be left out when only one was backed up)."),
+    from_file: Optional[Path] = typer.Option(None, "--from-file", help="Restore an Odoo backup file (the database manager's .zip, or a pg_dump -Fc .dump) instead of a backup.", dir_okay=False),
     as_name: str = typer.Option("", "--as", help="Database name to restore into (default: the tenant's own name)."),
     jobs: int = typer.Option(2, "--jobs", "-j", help="pg_restore parallel jobs."),
     copy: bool = typer.Option(False, "--copy", help="A copy: new database.uuid and database.secret, no enterprise code (as Odoo does)."),
@@ -103,6 +108,9 @@ def restore(
     versions differ; 3: the target exists without --drop-existing, or
     confirmation missing; 4: a check against the backup failed.
 
+    With --from-file, an Odoo backup file is restored the same way (dump.sql
+    through psql, a custom dump through pg_restore; no row counts to compare).
+
     Example: erpops restore -e staging --tenant store_nord --as store_nord_check --copy --neutralize
     """
     from erpops.restore import RestoreFailed, RestoreOptions, plan, run_restore
@@ -111,7 +119,7 @@ def restore(
     as_json = json_mode(json)
     options = RestoreOptions(env_name=env_name(env), backup=backup, tenant=tenant, target=as_name, jobs=jobs,
                              copy=copy, neutralize=neutralize, drop_existing=drop_existing,
-                             force_version=force_version, yes=yes, confirm_env=confirm_env,
+                             force_version=force_version, from_file=str(from_file or ""), yes=yes, confirm_env=confirm_env,
                              interactive=interactive())
     if dry_run:
         show_result(plan(options), _plan_human, as_json=as_json)

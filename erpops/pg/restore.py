@@ -179,3 +179,26 @@ class LoadProcess:
     @property
     def duration(self) -> float:
         return time.monotonic() - self.started
+
+
+_DUMPED_FROM = re.compile(rb"Dumped from database version:? (\d+(?:\.\d+)?)")
+
+
+def dumped_from(archive) -> str | None:
+    """The PostgreSQL version that wrote an Odoo backup file's dump, from its header
+    (plain SQL) or its table of contents (custom format); None when it does not say."""
+    if archive.dump_format == "plain":
+        with archive.open_dump() as fh:
+            head = fh.read(8192)
+    else:
+        proc = subprocess.run([str(client_binary("pg_restore")), "--list", str(archive.path)], capture_output=True,
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            from erpops.errors import VerificationFailed
+
+            detail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+            raise VerificationFailed(f"pg_restore cannot read {archive.path}: {detail[0]}", where=str(archive.path),
+                                     hint="the file is truncated or damaged (or newer than this pg_restore)")
+        head = proc.stdout[:8192]
+    m = _DUMPED_FROM.search(head)
+    return m.group(1).decode() if m else None

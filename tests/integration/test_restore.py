@@ -240,3 +240,25 @@ def test_an_interrupted_restore_removes_its_temporary_database(rlab):
     assert proc.wait(60) == 130, rest
     assert "retail_int" not in rlab.databases() and rlab.leftovers() == []
     assert not rlab.filestore("retail_int").exists()
+
+
+def test_an_odoo_zip_and_a_custom_dump_restore_with_their_files(rlab, tmp_path):
+    zip_path, dump_path = tmp_path / "retail.zip", tmp_path / "retail.dump"
+    for fmt, path in (("odoo-zip", zip_path), ("odoo-dump", dump_path)):
+        exported = rlab.erpops("export", "-e", "lab", "--backup", rlab.backup_id, "-t", "retail", "-f", fmt,
+                               "-o", str(path))
+        assert exported.returncode == 0, exported.stdout + exported.stderr
+    manifest = read_manifest(rlab.repository(), rlab.backup_id)
+    doc = _ok(rlab.restore("--from-file", str(zip_path), "--as", "retail_zip"))
+    assert doc["jobs"] == 1 and doc["files"] == len(manifest.files) and doc["verified"] is False
+    assert doc["compatibility"].startswith("match")
+    root = rlab.filestore("retail_zip")
+    for f in manifest.files:
+        assert hashlib.sha1((root / f.store_fname).read_bytes()).hexdigest() == f.sha1
+    doc = _ok(rlab.restore("--from-file", str(dump_path), "--as", "retail_dump", "--jobs", "2", "--copy"))
+    assert doc["files"] == 0 and doc["compatibility"].startswith("unknown")
+    for db in ("retail_zip", "retail_dump"):
+        with rlab.connect(db) as conn:
+            for table, count in manifest.row_counts.items():
+                assert conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] == count, (db, table)
+    assert rlab.leftovers() == [] and not list((rlab.home / "data" / "state" / "runs").rglob("dump.sql"))
