@@ -89,8 +89,10 @@ def database(ctx: StepContext, jobs: int = 2) -> dict:
     (pg_restore needs a seekable file to work in parallel), its SHA-256 checked
     against the manifest, loaded with `--no-owner --no-privileges
     --exit-on-error` as the inventory's user (the password in PGPASSWORD,
-    never on the command line), then the spool file is deleted. Outputs:
-    database, bytes, jobs, seconds.
+    never on the command line), then the spool file is deleted. A plain SQL
+    dump (a backup imported from an Odoo zip, or `--from-file` zip) goes
+    through `psql -X -v ON_ERROR_STOP=1`, on one connection. Outputs:
+    database, bytes, jobs, format, seconds.
     """
     from erpops.errors import VerificationFailed
     from erpops.pg.restore import LoadProcess, create_database
@@ -110,9 +112,13 @@ def database(ctx: StepContext, jobs: int = 2) -> dict:
                                  hint="the backup is damaged; restore an older one (erpops repo verify names it)")
     create_database(run.node, run.temp_db)
     run.created_db = True
-    _load(ctx, run, LoadProcess.pg_restore(run.node, run.temp_db, spool, jobs=jobs, bin_dir=run.bin_dir))
+    if run.manifest.dump_format == "plain":  # an imported Odoo zip's dump.sql: SQL loads on one connection
+        jobs = 1
+        _load(ctx, run, LoadProcess.psql(run.node, run.temp_db, spool, bin_dir=run.bin_dir))
+    else:
+        _load(ctx, run, LoadProcess.pg_restore(run.node, run.temp_db, spool, jobs=jobs, bin_dir=run.bin_dir))
     spool.unlink(missing_ok=True)
-    return {"database": run.temp_db, "bytes": db.plain_bytes, "jobs": jobs,
+    return {"database": run.temp_db, "bytes": db.plain_bytes, "jobs": jobs, "format": run.manifest.dump_format,
             "seconds": round(time.monotonic() - started, 3)}
 
 
@@ -185,9 +191,9 @@ def verify(ctx: StepContext) -> dict:
 
     run = restore_run.for_run(ctx)
     m = run.manifest
-    if m is None:
+    if m is None or not (m.row_counts or m.checksums):  # an Odoo file, or a backup imported from one
         return {"match": None, "compared": False,
-                "reason": "an Odoo backup file records no row counts or checksums to compare with"}
+                "reason": "the source records no row counts or checksums to compare with"}
     with connect(run.node, dbname=run.temp_db, autocommit=False, application_name="erpops restore verify") as conn:
         with conn.cursor() as cur:
             facts = read_facts(cur)

@@ -44,7 +44,7 @@ def _human(doc: dict) -> None:
         out.print(f"  row counts ({doc['tables']} tables) and business checksums ({doc['checksums']}) match the backup",
                   markup=False)
     else:
-        out.print("  row counts not compared: the file records none", markup=False)
+        out.print("  row counts not compared: the source records none", markup=False)
     if doc.get("copy"):
         out.print(f"  copy: new database.uuid {doc['copy'].get('uuid')} and database.secret", markup=False)
     if doc.get("neutralize"):
