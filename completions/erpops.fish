@@ -167,6 +167,7 @@ complete -c erpops -n "test (__erpops_path) = 'restore'" -l help
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l jobs
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l json
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l neutralize
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l redis
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l tenant
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l yes
 complete -c erpops -n "test (__erpops_path) = 'runbook'" -a 'actions list plan resume run show validate'

@@ -30,6 +30,7 @@ class RestoreOptions:
     drop_existing: bool = False
     force_version: bool = False
     from_file: str = ""
+    redis: bool = False
     yes: bool = False
     confirm_env: str | None = None
     interactive: bool = False
@@ -46,6 +47,7 @@ class RestoreOptions:
         return {"backup": self.backup or "latest", "tenant": self.tenant, "target": self.target,
                 "from_file": from_file, "jobs": self.jobs,
                 "as_copy": self.copy, "neutralize": self.neutralize, "drop_existing": self.drop_existing,
+                "redis": self.redis,
                 "force_version": self.force_version}
 
 
@@ -86,7 +88,7 @@ def summary(collector: _Collector, status: str, seconds: float) -> dict:
            "files": files.get("files"), "files_bytes": files.get("bytes"),
            "verified": bool(verify.get("match")), "tables": verify.get("tables"),
            "checksums": verify.get("checksums"), "copy": out.get("copy"), "neutralize": out.get("neutralize"),
-           "filestore": final.get("filestore"), "duration_s": round(seconds, 3)}
+           "filestore": final.get("filestore"), "redis": out.get("redis"), "duration_s": round(seconds, 3)}
     if collector.warnings:
         doc["warnings"] = collector.warnings
     if collector.cleanup:
@@ -138,6 +140,8 @@ def run_restore(options: RestoreOptions, renderers: list) -> dict:
 def _hint(code: int, collector: _Collector) -> str:
     log = f"the run's log: erpops audit show {collector.run_id}"
     pre = collector.outputs.get("preflight")
+    if pre and ("activate" in collector.outputs or "replace" in collector.outputs):
+        return f"database {pre['target']} and its filestore were restored and are in place; what failed came after ({log})"
     kept = (f"; {pre['target']} was not changed" if pre and "replace" not in collector.outputs
             and "activate" not in collector.outputs else "")
     if code == 130:
@@ -194,7 +198,8 @@ def _preflight(options: RestoreOptions):
                                      backup=options.backup, tenant=options.tenant, from_file=options.from_file)
     try:
         pre = check(env, source, target=options.target, drop_existing=options.drop_existing,
-                    force_version=options.force_version, run_tag="check", spool_dir=state_dir() / "runs")
+                    force_version=options.force_version, run_tag="check", spool_dir=state_dir() / "runs",
+                    redis=options.redis)
     finally:
         if archive is not None:
             archive.close()

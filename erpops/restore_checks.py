@@ -61,6 +61,7 @@ class Source:
     files: int
     files_bytes: int
     dump_format: str = "custom"
+    redis: str | None = None  # why there is no Redis data to restore; None when there is
 
 
 def repository_source(manifest) -> Source:
@@ -70,7 +71,9 @@ def repository_source(manifest) -> Source:
                   environment=manifest.environment, pg_version=manifest.pg_version,
                   odoo_version=manifest.odoo_version, modules=dict(manifest.modules),
                   db_bytes=manifest.db_object.plain_bytes, files=len(manifest.files),
-                  files_bytes=sum(f.size for f in manifest.files), dump_format=manifest.dump_format)
+                  files_bytes=sum(f.size for f in manifest.files), dump_format=manifest.dump_format,
+                  redis=None if any(o.kind == "redis" for o in manifest.objects)
+                  else (manifest.redis.reason if manifest.redis and manifest.redis.reason else "none was stored"))
 
 
 def file_source(archive) -> Source:
@@ -85,7 +88,7 @@ def file_source(archive) -> Source:
                   pg_version=dumped_from(archive) or (facts or {}).get("pg_version"),
                   odoo_version=(facts or {}).get("odoo_version"), modules=(facts or {}).get("modules") or None,
                   db_bytes=archive.dump_size, files=len(files), files_bytes=sum(f[2] for f in files),
-                  dump_format=archive.dump_format)
+                  dump_format=archive.dump_format, redis="an Odoo backup file holds no Redis data")
 
 
 def temp_name(target: str, run_tag: str) -> str:
@@ -130,7 +133,7 @@ def select_backup(repo, env_name: str, backup: str | None, tenant: str | None):
 
 
 def check(env, source: Source, *, target: str | None, drop_existing: bool, force_version: bool, run_tag: str,
-          spool_dir: Path | None) -> Preflight:
+          spool_dir: Path | None, redis: bool = False) -> Preflight:
     """Every check of ``source`` against the environment, in order; raises the first refusal.
     Touches nothing."""
     from erpops.pg.connect import NodeTarget
@@ -138,6 +141,11 @@ def check(env, source: Source, *, target: str | None, drop_existing: bool, force
 
     if target:
         check_db_name(target, what="--as")
+    if redis and source.redis is not None:
+        raise UsageError(f"--redis: {source.label} holds no Redis data ({source.redis})", hint="restore without --redis")
+    if redis and getattr(env, "redis", None) is None:
+        raise UsageError(f"--redis: environment {env.name} has no redis: in the inventory",
+                         hint="add redis: {url: ..., role: sessions} to it, or restore without --redis")
     name = target or source.name
     if not name:
         raise UsageError(f"{source.label} does not say which database it was", hint="name the target: --as NAME")

@@ -11,4 +11,5 @@ ACTION_MODULES = [
     "erpops.actions.redis",
     "erpops.actions.restore_db",
     "erpops.actions.restore_files",
+    "erpops.actions.restore_redis",
 ]

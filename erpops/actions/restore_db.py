@@ -38,7 +38,7 @@ def run_tag(run_id: str) -> str:
 
 @action("restore.preflight", risk=Risk.READ)
 def preflight(ctx: StepContext, backup: str = "latest", tenant: str = "", target: str = "", from_file: str = "",
-              drop_existing: bool = False, force_version: bool = False) -> dict:
+              drop_existing: bool = False, force_version: bool = False, redis: bool = False) -> dict:
     """Choose the backup and check the target before anything is touched; refuse with what differs.
 
     `backup` is an id, or `latest` (the newest backup of `tenant` of this
@@ -50,7 +50,7 @@ def preflight(ctx: StepContext, backup: str = "latest", tenant: str = "", target
     the source, an Odoo series or module set different from the environment's
     (unless `force_version`); refuses (exit 3) an existing target database
     unless `drop_existing`; fails (exit 1) when the disk space where the restore
-    writes is short. Outputs: backup_id, tenant, target, temp_db, versions,
+    writes is short; with `redis`, refuses a backup without Redis data. Outputs: backup_id, tenant, target, temp_db, versions,
     sizes, compatibility, disk.
     """
     from erpops.pg.connect import NodeTarget
@@ -64,7 +64,7 @@ def preflight(ctx: StepContext, backup: str = "latest", tenant: str = "", target
                                                     from_file=from_file)
     run.files_bytes = source.files_bytes
     pre = check(env, source, target=target, drop_existing=drop_existing, force_version=force_version,
-                run_tag=run_tag(Path(str(ctx.run_dir)).name), spool_dir=ctx.run_dir)
+                run_tag=run_tag(Path(str(ctx.run_dir)).name), spool_dir=ctx.run_dir, redis=redis)
     run.node = NodeTarget.from_node(env.postgres.primary)
     run.bin_dir = getattr(env.postgres.primary, "bin_dir", None)
     run.target, run.temp_db = pre.target, pre.temp_db

@@ -50,6 +50,8 @@ def _human(doc: dict) -> None:
     if doc.get("neutralize"):
         changed = ", ".join(f"{k} {v}" for k, v in doc["neutralize"]["changed"].items()) or "nothing to change"
         out.print(f"  neutralized: {changed}", markup=False)
+    if doc.get("redis"):
+        out.print(f"  redis: {doc['redis']['total']:,} keys restored", markup=False)
     ok(f"restored in {doc['duration_s']:.1f} s")
 
 
@@ -91,8 +93,9 @@ def restore(
     copy: bool = typer.Option(False, "--copy", help="A copy: new database.uuid and database.secret, no enterprise code (as Odoo does)."),
     neutralize: bool = typer.Option(False, "--neutralize", help="For non-production use: crons, mail servers, payment providers, carriers off."),
     drop_existing: bool = typer.Option(False, "--drop-existing", help="Replace an existing database and filestore of that name (DESTRUCTIVE: asks first)."),
+    redis: bool = typer.Option(False, "--redis", help="Also replace the environment's Redis content with the backup's RDB (DESTRUCTIVE: asks first)."),
     force_version: bool = typer.Option(False, "--force-version", help="Restore even when Odoo's version or modules differ from the environment's."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm --drop-existing without asking."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm --drop-existing and --redis without asking."),
     confirm_env: Optional[str] = typer.Option(None, "--confirm-env", help="With --yes on a production environment: its name."),
     json: bool = typer.Option(False, "--json", help="A JSON summary on stdout (log lines stay on stderr)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check and show what the restore would do; touch nothing."),
@@ -119,7 +122,7 @@ def restore(
     as_json = json_mode(json)
     options = RestoreOptions(env_name=env_name(env), backup=backup, tenant=tenant, target=as_name, jobs=jobs,
                              copy=copy, neutralize=neutralize, drop_existing=drop_existing,
-                             force_version=force_version, from_file=str(from_file or ""), yes=yes, confirm_env=confirm_env,
+                             force_version=force_version, from_file=str(from_file or ""), redis=redis, yes=yes, confirm_env=confirm_env,
                              interactive=interactive())
     if dry_run:
         show_result(plan(options), _plan_human, as_json=as_json)

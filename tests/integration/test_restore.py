@@ -66,6 +66,11 @@ class RestoreLab:
     def filestore(self, db: str) -> Path:
         return self.root / "filestore" / db
 
+    def redis(self):
+        from erpops.redis_load import Client
+
+        return Client(f"redis://127.0.0.1:{self.state()['redis']['port']}/0")
+
     def leftovers(self) -> list[str]:
         dbs = [d for d in self.databases() if "__erpops_restore_" in d]
         dirs = [p.name for p in (self.root / "filestore").iterdir() if "__erpops_restore_" in p.name]
@@ -77,12 +82,18 @@ def rlab(tmp_path_factory):
     lab = RestoreLab(tmp_path_factory.mktemp("restore-lab"))
     for sub in ("data", "config", "state"):
         (lab.home / sub).mkdir()
-    up = lab.erpops("lab", "up", "--scale", "0.02", "--no-replica")
+    up = lab.erpops("lab", "up", "--scale", "0.02", "--no-replica", "--redis")
     if up.returncode != 0:
         lab.erpops("lab", "down")
         pytest.fail(f"lab up failed: {up.stdout}{up.stderr}")
     with lab.connect() as conn:  # what a copy must drop
         conn.execute("INSERT INTO ir_config_parameter (key, value) VALUES ('database.enterprise_code', 'M1234')")
+    redis = lab.redis()
+    redis.call("SET", "session:kept", b"\x00binary\xff")
+    redis.call("SET", "session:expiring", "v", "EX", "3600")
+    redis.call("SELECT", 3)
+    redis.call("HSET", "queue:job", "state", "pending")
+    redis.close()
     backup = lab.erpops("backup", "-e", "lab", "--json")
     assert backup.returncode == 0, backup.stdout + backup.stderr
     lab.backup_id = json.loads(backup.stdout)["backups"][0]["backup_id"]
@@ -262,3 +273,21 @@ def test_an_odoo_zip_and_a_custom_dump_restore_with_their_files(rlab, tmp_path):
             for table, count in manifest.row_counts.items():
                 assert conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] == count, (db, table)
     assert rlab.leftovers() == [] and not list((rlab.home / "data" / "state" / "runs").rglob("dump.sql"))
+
+
+def test_redis_is_replaced_by_the_backups_rdb_only_with_yes(rlab):
+    redis = rlab.redis()
+    redis.call("SET", "session:kept", "changed since the backup")
+    redis.call("SET", "session:new", "written since the backup")
+    refused = rlab.restore("--as", "retail_redis", "--redis")
+    assert refused.returncode == 3 and "redis" in refused.stderr, refused.stdout + refused.stderr
+    assert redis.call("GET", "session:new") == b"written since the backup"
+    doc = _ok(rlab.restore("--as", "retail_redis", "--redis", "--yes"))
+    assert doc["redis"]["total"] == 3 and doc["redis"]["keys"] == {"db0": 2, "db3": 1}
+    assert redis.call("GET", "session:kept") == b"\x00binary\xff"
+    assert redis.call("GET", "session:new") is None
+    assert 0 < redis.call("TTL", "session:expiring") <= 3600
+    redis.call("SELECT", 3)
+    assert redis.call("HGET", "queue:job", "state") == b"pending"
+    redis.close()
+    assert not list((rlab.home / "data" / "state" / "runs").rglob("restore-redis"))
