@@ -24,7 +24,8 @@ from pathlib import Path
 
 
 def _drop(lab, name: str) -> None:
-    subprocess.run([lab.bin("dropdb"), "--if-exists", "--force", name], env=lab.pg_env(), check=True)
+    env = {**lab.pg_env(), "PGOPTIONS": "-c client_min_messages=warning"}  # no NOTICE when it is absent
+    subprocess.run([lab.bin("dropdb"), "--if-exists", "--force", name], env=env, check=True)
 
 
 def _cleanup(lab, name: str) -> None:
