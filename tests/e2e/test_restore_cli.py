@@ -60,8 +60,9 @@ def _runs(env: dict) -> set:
     (["--tenant", "retial"], 2, "did you mean 'retail'?"),
     (["--as", "-bad name"], 2, "is not valid"),
     (["--as", "x" * 64], 2, "at most 63 bytes"),
-    (["--as", "a/b"], 2, "is not valid"),
     (["--jobs", "0"], 2, "--jobs 0"),
+    (["--as", "retail_r", "--redis"], 2, "holds no Redis data"),
+    (["--from-file", "/nonexistent/x.zip", "--as", "retail_f"], 2, "no such file"),
     ([], 3, "already exists"),
     (["--as", "retail_new", "--tenant", "retail", "--drop-existing"], 3, "pass --yes"),
 ])
@@ -96,9 +97,6 @@ def test_restore_prints_a_summary_and_json_for_scripts(erpops, lab_env):
     assert "row counts (" in result.stdout and "match the backup" in result.stdout
     assert "✓ restored in" in result.stdout
     assert "database: restore.database started" in result.stderr  # log lines on stderr
-    again = erpops("restore", "-e", "lab", "--as", "retail_e2e", "--drop-existing", "--yes", "--json", env=lab_env)
-    doc = json.loads(again.stdout)
-    assert again.returncode == 0 and doc["status"] == "succeeded" and doc["replaced"] and doc["verified"]
     assert "retail_e2e" in _databases(lab_env)
 
 
@@ -106,3 +104,14 @@ def test_help_shows_an_example(erpops):
     result = erpops("restore", "--help")
     assert result.returncode == 0
     assert "Example: erpops restore -e staging" in result.stdout and "--drop-existing" in result.stdout
+
+
+def test_a_file_that_is_no_odoo_backup_is_refused(erpops, lab_env, tmp_path):
+    junk = tmp_path / "notes.zip"
+    junk.write_text("not a zip at all")
+    before_db, before_runs = _databases(lab_env), _runs(lab_env)
+    result = erpops("restore", "-e", "lab", "--from-file", str(junk), "--as", "retail_junk", env=lab_env)
+    assert result.returncode == 2 and "not an Odoo backup" in result.stderr, result.output
+    both = erpops("restore", "-e", "lab", "--from-file", str(junk), "--backup", lab_env["BACKUP_ID"], env=lab_env)
+    assert both.returncode == 2 and "do not apply" in both.stderr, both.output
+    assert _databases(lab_env) == before_db and _runs(lab_env) == before_runs
