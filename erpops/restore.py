@@ -97,10 +97,15 @@ def summary(collector: _Collector, status: str, seconds: float) -> dict:
 
 
 class RestoreFailed(ErpopsError):
+    """The run failed; carries the exit code of the cause and the summary so far (its JSON form)."""
+
     def __init__(self, message: str, *, exit_code: int, doc: dict, hint: str | None = None):
         super().__init__(message, hint=hint)
         self.exit_code = exit_code
         self.doc = doc
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), **self.doc}
 
 
 def _policy(options: RestoreOptions):

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from erpops.cli.context import env_name, interactive, json_mode
+from erpops.cli.context import OPTIONS, env_name, interactive, json_mode
 
 
 def register(app: typer.Typer) -> None:
@@ -116,10 +116,10 @@ def restore(
 
     Example: erpops restore -e staging --tenant store_nord --as store_nord_check --copy --neutralize
     """
-    from erpops.restore import RestoreFailed, RestoreOptions, plan, run_restore
-    from erpops.ui.output import emit_json, show_result
+    from erpops.restore import RestoreOptions, plan, run_restore
+    from erpops.ui.output import show_result
 
-    as_json = json_mode(json)
+    as_json = OPTIONS.json = json_mode(json)  # errors, too, come out as one JSON document
     options = RestoreOptions(env_name=env_name(env), backup=backup, tenant=tenant, target=as_name, jobs=jobs,
                              copy=copy, neutralize=neutralize, drop_existing=drop_existing,
                              force_version=force_version, from_file=str(from_file or ""), redis=redis, yes=yes, confirm_env=confirm_env,
@@ -127,10 +127,4 @@ def restore(
     if dry_run:
         show_result(plan(options), _plan_human, as_json=as_json)
         return
-    try:
-        doc = run_restore(options, _renderers())
-    except RestoreFailed as exc:
-        if as_json:
-            emit_json(exc.doc)
-        raise
-    show_result(doc, _human, as_json=as_json)
+    show_result(run_restore(options, _renderers()), _human, as_json=as_json)

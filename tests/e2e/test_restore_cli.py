@@ -115,3 +115,10 @@ def test_a_file_that_is_no_odoo_backup_is_refused(erpops, lab_env, tmp_path):
     both = erpops("restore", "-e", "lab", "--from-file", str(junk), "--backup", lab_env["BACKUP_ID"], env=lab_env)
     assert both.returncode == 2 and "do not apply" in both.stderr, both.output
     assert _databases(lab_env) == before_db and _runs(lab_env) == before_runs
+
+
+def test_with_json_an_error_is_one_document_on_stdout(erpops, lab_env):
+    for args, code in ((["--tenant", "retial"], 2), (["--as", "retail_j", "--drop-existing"], 3)):
+        result = erpops("restore", "-e", "lab", "--json", *args, env=lab_env)
+        doc = json.loads(result.stdout)
+        assert result.returncode == code and doc["exit_code"] == code and doc["message"], result.output
