@@ -243,7 +243,7 @@ def odoo_made_zip(olab, tmp_path_factory) -> Path:
                          env=olab.pg_env, check=True).stdout
     filestore = olab.root / "filestore" / olab.tenant
     manifest = {"odoo_dump": "1", "db_name": "odoo_store", "version": "17.0", "version_info": [17, 0, 0, "final", 0, ""],
-                "major_version": "17.0", "pg_version": "15.0", "modules": {"base": "17.0.1.3", "sale": "17.0.1.2"}}
+                "major_version": "17.0", "pg_version": "15.0", "modules": olab.manifest.modules}
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("dump.sql", sql)
         zf.writestr("manifest.json", json.dumps(manifest, indent=4))
@@ -259,7 +259,7 @@ def test_import_a_zip_made_like_odoos(olab, odoo_made_zip, tmp_path):
     r = olab.erpops("import-backup", str(odoo_made_zip), "-e", "lab", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     doc = json.loads(r.stdout)
-    assert doc["tenant"] == "odoo_store" and doc["odoo_version"] == "17.0.1.3"
+    assert doc["tenant"] == "odoo_store" and doc["odoo_version"] == olab.manifest.modules["base"]
     assert doc["pg_version"].startswith("15.") and doc["files"] == len({f.sha1 for f in olab.manifest.files})
     verify = olab.erpops("repo", "verify", doc["backup_id"], "--deep", "-e", "lab")
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -267,5 +267,37 @@ def test_import_a_zip_made_like_odoos(olab, odoo_made_zip, tmp_path):
     assert olab.erpops("export", "-e", "lab", "--tenant", "odoo_store", "-o", str(back)).returncode == 0
     with zipfile.ZipFile(back) as a, zipfile.ZipFile(odoo_made_zip) as b:
         assert a.read("dump.sql") == b.read("dump.sql")
-        assert json.loads(a.read("manifest.json"))["modules"] == {"base": "17.0.1.3", "sale": "17.0.1.2"}
+        assert json.loads(a.read("manifest.json"))["modules"] == olab.manifest.modules
         assert "README" not in a.namelist()
+
+
+def _databases(olab) -> set[str]:
+    return set(olab.psql("postgres", "-At", "-c", "SELECT datname FROM pg_database").split())
+
+
+def test_restore_from_an_odoo_made_zip_and_an_imported_backup(olab, odoo_made_zip, tmp_path):
+    """What another tool wrote, and what import-backup stored, both restore (erpops restore)."""
+    r = olab.erpops("restore", "-e", "lab", "--from-file", str(odoo_made_zip), "--as", "from_odoo_zip", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    fs = olab.root / "filestore" / "from_odoo_zip"
+    names = {p.name for p in fs.rglob("*") if p.is_file()}
+    assert names == {f.sha1 for f in olab.manifest.files} and not (fs / "checklist").exists()
+    imported = olab.erpops("import-backup", str(odoo_made_zip), "-e", "lab", "--tenant", "restorable", "--json")
+    assert imported.returncode == 0, imported.stderr
+    r = olab.erpops("restore", "-e", "lab", "--backup", json.loads(imported.stdout)["backup_id"], "--tenant",
+                    "restorable", "--as", "from_import", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for db in ("from_odoo_zip", "from_import"):
+        for table, expected in olab.manifest.row_counts.items():
+            assert int(olab.psql(db, "-At", "-c", f"SELECT count(*) FROM {table}")) == expected, (db, table)
+
+
+def test_restore_refuses_a_climbing_zip(olab, tmp_path):
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("dump.sql", "CREATE TABLE pwned (id int);\n")
+        zf.writestr("filestore/../x", "escaped")
+    before = _databases(olab)
+    r = olab.erpops("restore", "-e", "lab", "--from-file", str(evil), "--as", "evil")
+    assert r.returncode == 2 and "'filestore/../x'" in r.stderr, r.stdout + r.stderr
+    assert _databases(olab) == before and not (olab.root / "filestore" / "x").exists()
