@@ -105,7 +105,7 @@ class Client:
 def keyspace(client: Client) -> list[int]:
     """The database numbers that hold keys, from INFO keyspace."""
     text = client.call("INFO", "keyspace") or b""
-    return [int(m.group(1)) for m in re.finditer(rb"^db(\d+):keys=", text, re.M)]
+    return [int(m.group(1)) for m in re.finditer(rb"^db(\d+):keys=", text, re.MULTILINE)]
 
 
 class TempServer:

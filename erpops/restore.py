@@ -114,9 +114,10 @@ def _policy(options: RestoreOptions):
     return ConfirmPolicy(yes=options.yes, confirm_env=options.confirm_env, interactive=options.interactive)
 
 
-def run_restore(options: RestoreOptions, renderers: list) -> dict:
+def run_restore(options: RestoreOptions, renderers: list, on_checked=None) -> dict:
     """Run the restore; returns the summary or raises (exit 2/3 before the run,
-    RestoreFailed with 1, 2, 3, 4 or 130 once it started)."""
+    RestoreFailed with 1, 2, 3, 4 or 130 once it started). ``on_checked(preflight)``
+    is called once the checks passed, before the run starts."""
     import time
 
     from erpops.runbook import runner
@@ -124,7 +125,9 @@ def run_restore(options: RestoreOptions, renderers: list) -> dict:
     request = runner.RunRequest(runbook=RUNBOOK, inputs=options.inputs(), env_name=options.env_name,
                                 policy=_policy(options))
     started = time.monotonic()
-    _preflight(options)  # bad input and refusals end here, with their own hints, before any run
+    pre, _ = _preflight(options)  # bad input and refusals end here, with their own hints, before any run
+    if on_checked is not None:
+        on_checked(pre.to_dict())
     collector = _Collector()
     try:
         runner.start(request, [collector, *renderers])

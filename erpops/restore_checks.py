@@ -37,6 +37,7 @@ class Preflight:
     files: int
     files_bytes: int
     compatibility: str  # "match" | "unknown: ..." | "forced: ..."
+    server: str = ""  # the target primary, "name host:port"
     differences: list[str] = field(default_factory=list)
     disk: list[dict] = field(default_factory=list)
     disk_note: str = ""
@@ -161,7 +162,7 @@ def check(env, source: Source, *, target: str | None, drop_existing: bool, force
     filestore_dir = _filestore_dir(env, name)
     if exists and not drop_existing:
         raise Refused(f"database {name} already exists on {node.name}; nothing was restored",
-                      hint=f"restore under another name with --as NAME, or replace it with --drop-existing")
+                      hint="restore under another name with --as NAME, or replace it with --drop-existing")
     if filestore_dir is not None and filestore_dir.exists() and not exists and not drop_existing:
         raise Refused(f"filestore directory {filestore_dir} exists though database {name} does not; "
                       "nothing was restored", hint="remove it, restore under another name (--as), "
@@ -171,7 +172,7 @@ def check(env, source: Source, *, target: str | None, drop_existing: bool, force
                     target_exists=exists, pg_source=source.pg_version or "unknown",
                     pg_target=f"{version_num // 10000}.{version_num % 10000}", odoo_version=source.odoo_version,
                     modules=len(source.modules or {}), db_bytes=source.db_bytes, files=source.files,
-                    files_bytes=source.files_bytes, compatibility="match")
+                    files_bytes=source.files_bytes, compatibility="match", server=f"{node.name} {node.address}")
     if source_major is None:
         pre.warnings.append(f"{source.label} does not say which PostgreSQL wrote it; its version was not compared")
     _compatibility(pre, source, env, node, name if exists else None, force_version)

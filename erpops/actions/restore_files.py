@@ -84,9 +84,7 @@ def filestore(ctx: StepContext, background: bool = True, workers: int = 4) -> di
     database; restore.filestore_wait collects it. `workers` files at once.
     Outputs: files, bytes (or background: true).
     """
-    from erpops.repo.restore_files import blob_items, owner_of
-
-    from erpops.repo.restore_files import FileToWrite
+    from erpops.repo.restore_files import FileToWrite, blob_items, owner_of
 
     run = restore_run.for_run(ctx)
     env = ctx.env

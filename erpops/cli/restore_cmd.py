@@ -55,6 +55,17 @@ def _human(doc: dict) -> None:
     ok(f"restored in {doc['duration_s']:.1f} s")
 
 
+def _header(p: dict) -> None:
+    """What is about to happen, before the live steps (a terminal only)."""
+    from erpops.ui.output import stdout
+
+    out = stdout()
+    out.print(f"  from {p['backup_id']}  (PostgreSQL {p['pg_source']}, Odoo {p['odoo_version'] or '?'}, "
+              f"{p['modules']} modules)", markup=False)
+    state = "exists: replaced at the end" if p["target_exists"] else "does not exist"
+    out.print(f"  target {p['server']} — database {p['target']} ({state})", markup=False)
+
+
 def _plan_human(doc: dict) -> None:
     from erpops.ui.output import stdout
     from erpops.units import format_size
@@ -65,7 +76,8 @@ def _plan_human(doc: dict) -> None:
     out.print(f"  from {p['backup_id']}  (PostgreSQL {p['pg_source']}, Odoo {p['odoo_version'] or '?'}, "
               f"{p['modules']} modules)", markup=False)
     state = "exists: will be DROPPED and replaced" if p["target_exists"] else "does not exist"
-    out.print(f"  target database {p['target']} ({state}), via temporary {p['temp_db']}", markup=False)
+    temp = f"{p['target']}__erpops_restore_<run>"
+    out.print(f"  target {p['server']} — database {p['target']} ({state}), via a temporary {temp}", markup=False)
     out.print(f"  PostgreSQL {p['pg_source']} -> {p['pg_target']}; Odoo compatibility: {p['compatibility']}",
               markup=False)
     out.print(f"  database {format_size(p['db_bytes'])}, filestore {p['files']:,} files "
@@ -127,4 +139,5 @@ def restore(
     if dry_run:
         show_result(plan(options), _plan_human, as_json=as_json)
         return
-    show_result(run_restore(options, _renderers()), _human, as_json=as_json)
+    on_tty = not as_json and sys.stdout.isatty() and sys.stderr.isatty()
+    show_result(run_restore(options, _renderers(), _header if on_tty else None), _human, as_json=as_json)
