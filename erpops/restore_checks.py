@@ -138,7 +138,7 @@ def check(env, source: Source, *, target: str | None, drop_existing: bool, force
     """Every check of ``source`` against the environment, in order; raises the first refusal.
     Touches nothing."""
     from erpops.pg.connect import NodeTarget
-    from erpops.pg.restore import check_db_name, database_exists, server_version_num
+    from erpops.pg.restore import check_db_name, database_exists, leftover_databases, server_version_num
 
     if target:
         check_db_name(target, what="--as")
@@ -173,6 +173,9 @@ def check(env, source: Source, *, target: str | None, drop_existing: bool, force
                     pg_target=f"{version_num // 10000}.{version_num % 10000}", odoo_version=source.odoo_version,
                     modules=len(source.modules or {}), db_bytes=source.db_bytes, files=source.files,
                     files_bytes=source.files_bytes, compatibility="match", server=f"{node.name} {node.address}")
+    for stale in leftover_databases(node, name, TEMP_SUFFIX):
+        pre.warnings.append(f"database {stale} was left by an earlier restore that was killed; "
+                            f"drop it when no restore runs: DROP DATABASE \"{stale}\"")
     if source_major is None:
         pre.warnings.append(f"{source.label} does not say which PostgreSQL wrote it; its version was not compared")
     _compatibility(pre, source, env, node, name if exists else None, force_version)

@@ -48,6 +48,16 @@ def database_exists(target: NodeTarget, name: str) -> bool:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
 
 
+def leftover_databases(target: NodeTarget, name: str, marker: str) -> list[str]:
+    """Databases ``<name><marker>...`` on the server: temporary ones an earlier restore
+    could not remove (it was killed with SIGKILL, or the server went away)."""
+    pattern = (name + marker).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with connect(target, application_name="erpops restore") as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY datname",
+                            (pattern,)).fetchall()
+    return [r[0] for r in rows]
+
+
 def server_version_num(target: NodeTarget) -> int:
     with connect(target, application_name="erpops restore") as conn:
         return int(conn.execute("SHOW server_version_num").fetchone()[0])
