@@ -280,7 +280,7 @@ def replace(ctx: StepContext) -> dict:
     """
     import shutil
 
-    from erpops.pg.restore import replace_database
+    from erpops.pg.restore import RenameAfterDropFailed, replace_database
 
     run = restore_run.for_run(ctx)
     final_dir = _final_dir(run)
@@ -292,9 +292,16 @@ def replace(ctx: StepContext) -> dict:
         _move_dir(run.temp_dir, final_dir)
         try:
             dropped = replace_database(run.node, run.temp_db, run.target)
+        except RenameAfterDropFailed:
+            run.activated = True  # the old pair is gone: the restored one must survive the cleanup
+            raise
         except BaseException:
             _move_dir(final_dir, run.temp_dir)
             raise
+    except RenameAfterDropFailed:
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+        raise
     except BaseException:
         if aside is not None:
             os.rename(aside, final_dir)

@@ -93,17 +93,39 @@ def rename_database(target: NodeTarget, old: str, new: str) -> None:
         conn.execute(f"ALTER DATABASE {_ident(old)} RENAME TO {_ident(new)}")
 
 
+class RenameAfterDropFailed(OperationFailed):
+    """The old database is gone and the restored one kept its temporary name."""
+
+
 def replace_database(target: NodeTarget, old: str, new: str) -> bool:
     """Drop ``new`` (ending its sessions) and rename ``old`` to it, on one connection, back to back.
-    True when a database ``new`` existed and was dropped."""
+    True when a database ``new`` existed and was dropped. If the drop fails, ``new`` is
+    left as it was (connections allowed again); if the rename fails after the drop,
+    RenameAfterDropFailed says so (``old`` must then be kept)."""
+    import psycopg
+
     with connect(target, application_name="erpops restore") as conn:
         existed = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (new,)).fetchone() is not None
         if existed:
             conn.execute(f"ALTER DATABASE {_ident(new)} ALLOW_CONNECTIONS false")
-            terminate(conn, new)
-            conn.execute(f"DROP DATABASE {_ident(new)}")
-        terminate(conn, old)
-        conn.execute(f"ALTER DATABASE {_ident(old)} RENAME TO {_ident(new)}")
+            try:
+                terminate(conn, new)
+                conn.execute(f"DROP DATABASE {_ident(new)}")
+            except psycopg.Error as exc:
+                conn.execute(f"ALTER DATABASE {_ident(new)} ALLOW_CONNECTIONS true")
+                raise OperationFailed(f"cannot drop database {new} on {target.name}: "
+                                      f"{str(exc).strip().splitlines()[0]}; it was left as it was",
+                                      where=target.name) from None
+        try:
+            terminate(conn, old)
+            conn.execute(f"ALTER DATABASE {_ident(old)} RENAME TO {_ident(new)}")
+        except psycopg.Error as exc:
+            if not existed:
+                raise
+            raise RenameAfterDropFailed(
+                f"database {new} was dropped but the restored database could not take its name: "
+                f"{str(exc).strip().splitlines()[0]}", where=target.name,
+                hint=f'the restored data is kept as {old}: ALTER DATABASE "{old}" RENAME TO "{new}"') from None
     return existed
 
 
