@@ -122,3 +122,32 @@ def test_with_json_an_error_is_one_document_on_stdout(erpops, lab_env):
         result = erpops("restore", "-e", "lab", "--json", *args, env=lab_env)
         doc = json.loads(result.stdout)
         assert result.returncode == code and doc["exit_code"] == code and doc["message"], result.output
+
+
+def test_production_wants_its_name_confirmed(erpops, lab_env, tmp_path):
+    lab = Path(lab_env["ERPOPS_HOME"]) / "lab"
+    state = json.loads((lab / "lab.json").read_text())
+    port = next(n["port"] for n in state["nodes"] if n["role"] == "primary")
+    inventory = tmp_path / "erpops.yaml"
+    inventory.write_text(f"""version: 1
+environments:
+  shop:
+    tier: production
+    postgres:
+      primary: {{name: db1, host: 127.0.0.1, port: {port}, user: postgres, password: "file:{state['password_file']}"}}
+    tenants: [retail]
+    filestore: {{path: "{lab / 'filestore'}"}}
+    repository: offsite
+repositories:
+  offsite: {{url: "{lab / 'repository'}", key: "file:{lab / 'repository.key'}"}}
+""")
+    args = ("--config", str(inventory), "restore", "-e", "shop", "--backup", lab_env["BACKUP_ID"], "--as",
+            "retail_shop", "--drop-existing", "--yes")
+    refused = erpops(*args, env=lab_env)
+    assert refused.returncode == 3 and "--confirm-env shop" in refused.stderr, refused.output
+    wrong = erpops(*args, "--confirm-env", "lab", env=lab_env)
+    assert wrong.returncode == 3 and "does not match" in wrong.stderr, wrong.output
+    assert "retail_shop" not in _databases(lab_env)
+    done = erpops(*args, "--confirm-env", "shop", env=lab_env)
+    assert done.returncode == 0, done.output
+    assert "retail_shop" in _databases(lab_env)
