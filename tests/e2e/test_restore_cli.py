@@ -59,10 +59,7 @@ def _runs(env: dict) -> set:
     (["--backup", "yesterday"], 2, "is not a backup id"),
     (["--tenant", "retial"], 2, "did you mean 'retail'?"),
     (["--as", "-bad name"], 2, "is not valid"),
-    (["--as", "x" * 64], 2, "at most 63 bytes"),
-    (["--jobs", "0"], 2, "--jobs 0"),
     (["--as", "retail_r", "--redis"], 2, "holds no Redis data"),
-    (["--from-file", "/nonexistent/x.zip", "--as", "retail_f"], 2, "no such file"),
     ([], 3, "already exists"),
     (["--as", "retail_new", "--tenant", "retail", "--drop-existing"], 3, "pass --yes"),
 ])
@@ -91,7 +88,7 @@ def test_dry_run_shows_the_checks_and_steps_and_touches_nothing(erpops, lab_env)
     assert _databases(lab_env) == before_db and _runs(lab_env) == before_runs
 
 
-def test_restore_prints_a_summary_and_json_for_scripts(erpops, lab_env):
+def test_restore_prints_a_summary_and_logs_on_stderr(erpops, lab_env):
     result = erpops("restore", "-e", "lab", "--backup", lab_env["BACKUP_ID"], "--as", "retail_e2e", env=lab_env)
     assert result.returncode == 0, result.output
     assert "row counts (" in result.stdout and "match the backup" in result.stdout

@@ -155,14 +155,6 @@ def test_copy_gets_a_new_identity_and_neutralize_stops_crons(rlab):
     assert source["database.secret"] not in json.dumps(doc)  # never in the output
 
 
-def test_an_existing_database_is_refused_before_anything_runs(rlab):
-    before = rlab.databases()
-    result = rlab.restore()  # the tenant's own name: retail exists
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert "already exists" in result.stderr and "--drop-existing" in result.stderr
-    assert rlab.databases() == before and rlab.leftovers() == []
-
-
 def test_drop_existing_needs_yes_then_replaces_database_and_filestore(rlab):
     rlab.clone("retail_prev")
     with rlab.connect("retail_prev") as conn:
