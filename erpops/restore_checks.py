@@ -63,6 +63,7 @@ class Source:
     files_bytes: int
     dump_format: str = "custom"
     redis: str | None = None  # why there is no Redis data to restore; None when there is
+    missing_files: int = 0  # referenced by the database but absent when the backup was taken
 
 
 def repository_source(manifest) -> Source:
@@ -74,7 +75,8 @@ def repository_source(manifest) -> Source:
                   db_bytes=manifest.db_object.plain_bytes, files=len(manifest.files),
                   files_bytes=sum(f.size for f in manifest.files), dump_format=manifest.dump_format,
                   redis=None if any(o.kind == "redis" for o in manifest.objects)
-                  else (manifest.redis.reason if manifest.redis and manifest.redis.reason else "none was stored"))
+                  else (manifest.redis.reason if manifest.redis and manifest.redis.reason else "none was stored"),
+                  missing_files=len(manifest.missing_files))
 
 
 def file_source(archive) -> Source:
@@ -176,6 +178,9 @@ def check(env, source: Source, *, target: str | None, drop_existing: bool, force
     for stale in leftover_databases(node, name, TEMP_SUFFIX):
         pre.warnings.append(f"database {stale} was left by an earlier restore that was killed; "
                             f"drop it when no restore runs: DROP DATABASE \"{stale}\"")
+    if source.missing_files:
+        pre.warnings.append(f"{source.missing_files} filestore file(s) were already missing when backup "
+                            f"{source.label} was taken (see erpops repo show {source.label}); they are not restored")
     if source_major is None:
         pre.warnings.append(f"{source.label} does not say which PostgreSQL wrote it; its version was not compared")
     _compatibility(pre, source, env, node, name if exists else None, force_version)

@@ -50,8 +50,9 @@ def preflight(ctx: StepContext, backup: str = "latest", tenant: str = "", target
     the source, an Odoo series or module set different from the environment's
     (unless `force_version`); refuses (exit 3) an existing target database
     unless `drop_existing`; fails (exit 1) when the disk space where the restore
-    writes is short; with `redis`, refuses a backup without Redis data. Outputs: backup_id, tenant, target, temp_db, versions,
-    sizes, compatibility, disk.
+    writes is short; with `redis`, refuses a backup without Redis data.
+    Outputs: backup_id, tenant, target, temp_db, versions, sizes,
+    compatibility, disk.
     """
     from erpops.pg.connect import NodeTarget
     from erpops.restore_checks import check, open_source
