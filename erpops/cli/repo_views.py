@@ -31,6 +31,10 @@ def show_prune(doc: dict) -> None:
     for d in doc["debris"]:
         out.print(f"debris {d['backup_id']} ({d['objects']} objects, {format_size(d['bytes'])}): {d['status']}",
                   markup=False)
+    if doc["temporaries"]["removed"]:
+        temp = doc["temporaries"]
+        out.print(f"temporary files left by interrupted writes: {verb} {temp['removed']} "
+                  f"({format_size(temp['removed_bytes'])})", markup=False)
     blobs = doc["blobs"]
     if blobs["skipped_reason"]:
         out.print(f"blobs: not pruned: {blobs['skipped_reason']}", markup=False)

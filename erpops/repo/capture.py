@@ -119,7 +119,7 @@ def capture_files(repo, files: list[AttachedFile], root: str, transport, *, tena
         with transport.open_read(path) as source:
             reader = _Reader(source, advance)
             try:
-                put = repo.put_blob(sha, reader)
+                put = repo.put_blob(sha, reader, batch=batch)
             except VerificationFailed:
                 raise VerificationFailed(
                     f"filestore file {item.store_fname} of database {tenant} (attachment id "
@@ -148,7 +148,10 @@ def capture_files(repo, files: list[AttachedFile], root: str, transport, *, tena
                 result.uploaded_bytes += obj.stored_bytes
 
     pending: set[Future] = set()
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="erpops-capture") as pool:
+    # One durability barrier for all new blobs (storage_local.py), settled before
+    # this returns, so before any manifest can name them.
+    batch = repo.storage.begin_batch()
+    with batch, ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="erpops-capture") as pool:
         try:
             for item, path, size in present:
                 if len(pending) >= MAX_IN_FLIGHT:

@@ -54,6 +54,7 @@ class PruneResult:
     debris: list[dict] = field(default_factory=list)
     blobs: dict = field(default_factory=lambda: {"total": 0, "unreferenced": 0, "removed": 0, "removed_bytes": 0,
                                                  "young": 0, "locked": 0, "skipped_reason": None})
+    temporaries: dict = field(default_factory=lambda: {"removed": 0, "removed_bytes": 0})  # local: killed writers'
     cannot_delete: list[dict] = field(default_factory=list)  # {"key", "until"}
     errors: list[str] = field(default_factory=list)
 
@@ -151,6 +152,7 @@ def _prune(repo, policy: Policy, grace: float, now: datetime, result: PruneResul
 
     for backup_id in sorted(set(dirs) - set(by_id)):
         result.debris.append(_debris(repo, deleter, backup_id, dirs[backup_id], grace, now, result.dry_run))
+    _prune_temporaries(repo, grace, now, result)
 
     remaining = [e for e in entries if e.backup_id not in removed]
     if any(e.manifest is None for e in remaining):
@@ -203,6 +205,24 @@ def _debris(repo, deleter: _Deleter, backup_id: str, keys: list[str], grace: flo
         left = [s.key for s in stats if not deleter.delete(s.key, s)]
         row["status"] = "removed" if not left else f"{len(left)} object(s) left (see cannot_delete/errors)"
     return row
+
+
+def _prune_temporaries(repo, grace: float, now: datetime, result: PruneResult) -> None:
+    """Temporary files a killed writer left in a local repository, once older than the grace period."""
+    stale = getattr(repo.storage, "stale_temporaries", None)
+    if stale is None:
+        return  # S3: an interrupted upload leaves nothing named
+    for path, size in stale(now - timedelta(seconds=grace)):
+        if not result.dry_run:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                result.errors.append(f"{path}: {exc.strerror}")
+                continue
+        result.temporaries["removed"] += 1
+        result.temporaries["removed_bytes"] += size
 
 
 def _prune_blobs(repo, deleter: _Deleter, referenced: set[str], grace: float, now: datetime,

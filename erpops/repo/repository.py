@@ -178,10 +178,11 @@ class Repository:
             return None
         return datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=self.object_lock.days)
 
-    def _put(self, key: str, reader: BinaryIO, *, if_absent: bool) -> PutResult:
+    def _put(self, key: str, reader: BinaryIO, *, if_absent: bool, batch=None) -> PutResult:
         sealed = EncryptingReader(reader, self._master, key, chunk_size=self.config["chunk_size"],
                                   level=self.config["compression"]["level"])
-        stored = self.storage.put_stream(key, sealed, if_absent=if_absent, retain_until=self._retain_until())
+        stored = self.storage.put_stream(key, sealed, if_absent=if_absent, retain_until=self._retain_until(),
+                                         batch=batch)
         return PutResult(key, sealed.plain_bytes, stored)
 
     def put_object(self, name: str, reader: BinaryIO, *, if_absent: bool = False) -> PutResult:
@@ -211,18 +212,21 @@ class Repository:
     def has_blob(self, sha1: str) -> bool:
         return self.storage.exists(self.blob_key(sha1))
 
-    def put_blob(self, sha1: str, reader: BinaryIO) -> PutResult:
+    def put_blob(self, sha1: str, reader: BinaryIO, *, batch=None) -> PutResult:
         """Store content named by its SHA-1 once. Skips the upload when present; checks
-        the content really has that SHA-1 and removes it again if not."""
+        the content really has that SHA-1 and removes it again if not. With ``batch``
+        (``storage.begin_batch()``) the blob is named, durably, when the batch commits."""
         key = self.blob_key(sha1)
         if self.storage.exists(key):
             return PutResult(key, 0, 0, skipped=True)
         hashing = _HashingReader(reader)
         try:
-            result = self._put(key, hashing, if_absent=True)
+            result = self._put(key, hashing, if_absent=True, batch=batch)
         except ObjectExists:  # a concurrent writer stored the same content first
             return PutResult(key, hashing.size, 0, skipped=True)
         if hashing.hexdigest() != sha1:
+            if batch is not None:
+                batch.discard(key)  # never named
             try:
                 self.storage.delete(key)
             except (OperationFailed, UsageError):

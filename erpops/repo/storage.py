@@ -45,15 +45,38 @@ class ObjectStat:
     retain_until: datetime | None = None  # Object Lock retention, where the storage has it
 
 
+class NoBatch:
+    """For storages whose every put is durable when it returns (S3): nothing to settle."""
+
+    def commit(self) -> None:
+        return None
+
+    def abort(self) -> None:
+        return None
+
+    def discard(self, key: str) -> None:
+        return None
+
+    def __enter__(self) -> "NoBatch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
 @runtime_checkable
 class Storage(Protocol):
     url: str
 
     def put_stream(self, key: str, reader: BinaryIO, *, if_absent: bool = False,
-                   retain_until: datetime | None = None) -> int:
+                   retain_until: datetime | None = None, batch=None) -> int:
         """Store everything ``reader.read(n)`` yields under ``key``; return the bytes written.
         The object appears whole or not at all. ``if_absent`` raises ObjectExists
-        instead of replacing; ``retain_until`` asks for an Object Lock retention date."""
+        instead of replacing; ``retain_until`` asks for an Object Lock retention date;
+        ``batch`` (from ``begin_batch``) may defer the object's name until the batch commits."""
+
+    def begin_batch(self):
+        """A context manager grouping puts whose durability is settled together on exit."""
 
     def get_stream(self, key: str) -> BinaryIO:
         """A reader of the object (close it when done); ObjectNotFound if missing."""

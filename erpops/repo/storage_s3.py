@@ -141,8 +141,13 @@ class S3Storage:
             args["ObjectLockRetainUntilDate"] = retain_until
         return args
 
+    def begin_batch(self):
+        from erpops.repo.storage import NoBatch
+
+        return NoBatch()  # a PUT that returned is durable
+
     def put_stream(self, key: str, reader: BinaryIO, *, if_absent: bool = False,
-                   retain_until: datetime | None = None) -> int:
+                   retain_until: datetime | None = None, batch=None) -> int:
         full = self._key(key)
         first = _read_part(reader, self.options.part_size)
         lock = self._write_args(retain_until)

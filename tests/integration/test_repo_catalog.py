@@ -288,12 +288,17 @@ def test_unreferenced_blobs_younger_than_the_grace_period_stay(local_repo, tmp_p
     make_backup(local_repo, "prod", "store_nord", T0, [file(2)])
     orphan = local_repo.put_blob(hashlib.sha1(b"uploaded by a running backup").hexdigest(),
                                  io.BytesIO(b"uploaded by a running backup")).key
+    killed = local_repo.storage.root / "blobs" / "ab" / (".tmp-ab" + "0" * 38 + "-123456")  # a writer killed -9
+    killed.parent.mkdir(parents=True, exist_ok=True)
+    killed.write_bytes(b"half a blob")
     done = erpops("repo", "prune", "-e", "prod", "--json")
     doc = json.loads(done.stdout)
     assert doc["blobs"]["young"] == 2 and doc["blobs"]["removed"] == 0  # the removed backup's blob is new too
-    assert (local_repo.storage.root / orphan).exists()
+    assert (local_repo.storage.root / orphan).exists() and killed.exists()
+    assert doc["temporaries"]["removed"] == 0
     forced = erpops("repo", "prune", "-e", "prod", "--grace", "0s", "--json")
     assert json.loads(forced.stdout)["blobs"]["removed"] == 2 and not (local_repo.storage.root / orphan).exists()
+    assert json.loads(forced.stdout)["temporaries"] == {"removed": 1, "removed_bytes": 11} and not killed.exists()
     bad = erpops("repo", "prune", "-e", "prod", "--grace", "soon")
     assert bad.returncode == ExitCode.USAGE and "--grace" in bad.stderr
 

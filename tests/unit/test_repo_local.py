@@ -145,6 +145,33 @@ def test_a_blob_whose_content_does_not_match_its_sha1_is_not_kept(repo):
     assert not repo.has_blob(sha)
 
 
+def test_batched_blobs_get_their_names_only_when_the_batch_commits(repo, tmp_path):
+    files = [os.urandom(3000) for _ in range(3)]
+    shas = [hashlib.sha1(c).hexdigest() for c in files]
+    wrong = hashlib.sha1(b"what the name promises").hexdigest()
+    with repo.storage.begin_batch() as batch:
+        for sha, content in zip(shas, files):
+            assert not repo.put_blob(sha, io.BytesIO(content), batch=batch).skipped
+        with pytest.raises(VerificationFailed):
+            repo.put_blob(wrong, io.BytesIO(b"something else"), batch=batch)
+        assert not any(repo.has_blob(sha) for sha in shas), "no name before the barrier"
+        assert not list(repo.storage.list("blobs/"))
+    assert all(repo.get_blob(sha).read() == content for sha, content in zip(shas, files))
+    assert not repo.has_blob(wrong)
+    leftovers = [p for p in (tmp_path / "repo" / "blobs").rglob("*") if p.is_file() and p.name.startswith(".tmp-")]
+    assert leftovers == []
+
+
+def test_a_batch_that_fails_names_nothing_and_leaves_no_temporary_file(repo, tmp_path):
+    content = os.urandom(3000)
+    sha = hashlib.sha1(content).hexdigest()
+    with pytest.raises(RuntimeError), repo.storage.begin_batch() as batch:
+        repo.put_blob(sha, io.BytesIO(content), batch=batch)
+        raise RuntimeError("the backup failed")
+    assert not repo.has_blob(sha)
+    assert [p for p in (tmp_path / "repo" / "blobs").rglob("*") if p.is_file()] == []
+
+
 def test_an_object_moved_to_another_name_is_detected(repo, tmp_path):
     repo.put_object("a", io.BytesIO(b"tenant a"))
     repo.put_object("b", io.BytesIO(b"tenant b"))
