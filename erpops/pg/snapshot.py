@@ -28,7 +28,7 @@ ORDER BY store_fname, id
 """
 
 
-@dataclass
+@dataclass(slots=True)
 class AttachedFile:
     """One file of the filestore, with every attachment row that references it."""
 
