@@ -88,7 +88,7 @@ def capture_files(repo, files: list[AttachedFile], root: str, transport, *, tena
     ``check()`` raises to stop (timeout, Ctrl-C); ``stop_on_missing``: when a
     file is missing, upload nothing (the caller fails the backup anyway)."""
     result = CaptureResult()
-    present: list[tuple[AttachedFile, str, int]] = []
+    present: list[tuple[AttachedFile, int]] = []  # paths are made again when used: memory per file counts
     for item in files:  # stat first: the total for progress, and every missing file at once
         path = file_path(root, item.store_fname)
         try:
@@ -96,7 +96,7 @@ def capture_files(repo, files: list[AttachedFile], root: str, transport, *, tena
         except FileNotFoundError:
             result.missing.append(item)
             continue
-        present.append((item, path, size))
+        present.append((item, size))
         result.total_bytes += size
     if result.missing and stop_on_missing:
         return result
@@ -153,14 +153,14 @@ def capture_files(repo, files: list[AttachedFile], root: str, transport, *, tena
     batch = repo.storage.begin_batch()
     with batch, ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="erpops-capture") as pool:
         try:
-            for item, path, size in present:
+            for item, size in present:
                 if len(pending) >= MAX_IN_FLIGHT:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for f in finished:
                         collect(f)
                     _report(on_progress, done, result.total_bytes)
                 check()
-                pending.add(pool.submit(one, item, path, size))
+                pending.add(pool.submit(one, item, file_path(root, item.store_fname), size))
             while pending:
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for f in finished:

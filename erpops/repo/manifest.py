@@ -15,13 +15,14 @@ The backup id sorts by time: ``20261203T101502Z-<environment>-<tenant>``.
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Iterator, Literal
 
 from dataclasses import field
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.dataclasses import dataclass
 
 from erpops.errors import UsageError
@@ -99,7 +100,45 @@ class Manifest(BaseModel):
         return next((o for o in self.objects if o.kind == "db"), None)
 
     def to_json(self) -> bytes:
-        return self.model_dump_json(indent=1).encode()
+        return b"".join(self.iter_json())
+
+    def iter_json(self, batch: int = 2000) -> Iterator[bytes]:
+        """The manifest as JSON, in pieces: the long lists are serialized ``batch``
+        entries at a time, so a manifest of 100,000 files is never one big string."""
+        yield self.model_dump_json(exclude={"objects", "files"})[:-1].encode()  # all but the closing brace
+        for name, entries, adapter in (("objects", self.objects, _OBJECTS), ("files", self.files, _FILES)):
+            yield f',"{name}":['.encode()
+            for start in range(0, len(entries), batch):
+                piece = adapter.dump_json(entries[start:start + batch])[1:-1]  # without [ ]
+                yield (b"," if start else b"") + piece
+            yield b"]"
+        yield b"}"
+
+
+_OBJECTS = TypeAdapter(list[ObjectEntry])
+_FILES = TypeAdapter(list[FileEntry])
+
+
+class _IterReader(io.RawIOBase):
+    """A readable stream over an iterator of byte strings (for put_object)."""
+
+    def __init__(self, pieces: Iterator[bytes]):
+        self._pieces, self._buffer = pieces, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buffer) < n:
+            piece = next(self._pieces, None)
+            if piece is None:
+                break
+            self._buffer += piece
+        if n < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
 
 
 def new_backup_id(environment: str, tenant: str, at: datetime | None = None) -> str:
@@ -121,9 +160,7 @@ def object_name(backup_id: str, name: str) -> str:
 
 def write_manifest(repo, manifest: Manifest) -> None:
     """Store the manifest; this is what makes the backup exist. Never overwrites."""
-    import io
-
-    repo.put_object(object_name(manifest.backup_id, MANIFEST_NAME), io.BytesIO(manifest.to_json()), if_absent=True)
+    repo.put_object(object_name(manifest.backup_id, MANIFEST_NAME), _IterReader(manifest.iter_json()), if_absent=True)
 
 
 def read_manifest(repo, backup_id: str) -> Manifest:

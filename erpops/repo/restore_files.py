@@ -27,7 +27,7 @@ MAX_IN_FLIGHT = 64
 READ_SIZE = 1 << 20
 
 
-@dataclass
+@dataclass(slots=True)
 class FileToWrite:
     store_fname: str
     sha1: str | None  # None: no hash known (an archive without one); written as is
