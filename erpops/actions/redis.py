@@ -10,84 +10,23 @@ refused with a clear message rather than backed up half.
 
 from __future__ import annotations
 
-import socket
 import time
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from erpops.actions import backup_run
 from erpops.actions.registry import Risk, StepContext, StepError, action
+from erpops.redis_client import Client, RedisError
 from erpops.units import Duration
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "")
 
 
-class Resp:
-    """Just enough of the Redis protocol (RESP2) for a few admin commands."""
-
-    def __init__(self, url: str, password: str | None, timeout: float = 10):
-        parsed = urlparse(url)
-        self.host = parsed.hostname or ""
-        if parsed.scheme == "unix":
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.settimeout(timeout)
-            self.sock.connect(parsed.path)
-        else:
-            self.sock = socket.create_connection((self.host, parsed.port or 6379), timeout=timeout)
-            if parsed.scheme == "rediss":
-                import ssl
-
-                self.sock = ssl.create_default_context().wrap_socket(self.sock, server_hostname=self.host)
-        self.file = self.sock.makefile("rb")
-        secret = password or (unquote(parsed.password) if parsed.password else None)
-        if secret:
-            user = unquote(parsed.username) if parsed.username else None
-            self.call("AUTH", *([user] if user else []), secret)
-
-    def call(self, *args: str):
-        payload = b"*%d\r\n" % len(args) + b"".join(
-            b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
-        self.sock.sendall(payload)
-        return self._reply()
-
-    def _reply(self):
-        line = self.file.readline()
-        if not line:
-            raise OSError("connection closed by redis")
-        kind, rest = line[:1], line[1:].rstrip(b"\r\n")
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            raise RedisError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            data = self.file.read(n + 2)
-            return data[:-2].decode("utf-8", "replace")
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._reply() for _ in range(n)]
-        raise OSError(f"unexpected reply from redis: {line[:40]!r}")
-
-    def close(self) -> None:
-        try:
-            self.file.close()
-        finally:
-            self.sock.close()
-
-
-class RedisError(Exception):
-    pass
-
-
-def _info(client: Resp, section: str) -> dict[str, str]:
-    text = client.call("INFO", section) or ""
+def _info(client: Client, section: str) -> dict[str, str]:
+    text = (client.call("INFO", section) or b"").decode("utf-8", "replace")
     return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
 
 
-def bgsave(client: Resp, ctx: StepContext, timeout: float) -> None:
+def bgsave(client: Client, ctx: StepContext, timeout: float) -> None:
     """Start a BGSAVE and wait until it finished successfully."""
     before = client.call("LASTSAVE")
     deadline = time.monotonic() + timeout
@@ -135,7 +74,7 @@ def snapshot(ctx: StepContext, timeout: Duration = Duration("10m")) -> dict:
     url = str(redis.url)
     password = ctx.secret(redis.password).reveal() if redis.password else None
     try:
-        client = Resp(url, password)
+        client = Client(url, password, timeout=10)
     except OSError as exc:
         raise StepError(f"cannot connect to redis {urlparse(url).hostname}:{urlparse(url).port}: {exc}",
                         kind="transient") from None
@@ -144,8 +83,8 @@ def snapshot(ctx: StepContext, timeout: Duration = Duration("10m")) -> dict:
             raise StepError(f"redis at {client.host} is not on this host: its RDB file cannot be read from here",
                             hint="run the backup on the redis host, or set its role to cache if it holds only a cache")
         bgsave(client, ctx, float(timeout))
-        directory = client.call("CONFIG", "GET", "dir")[1]
-        filename = client.call("CONFIG", "GET", "dbfilename")[1]
+        directory = client.call("CONFIG", "GET", "dir")[1].decode()
+        filename = client.call("CONFIG", "GET", "dbfilename")[1].decode()
     except (RedisError, OSError) as exc:
         raise StepError(f"redis: {exc}", hint="CONFIG and BGSAVE must be allowed for erpops' redis user") from None
     finally:
