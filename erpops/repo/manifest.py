@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import field
 from datetime import datetime, timezone
 from typing import Iterator, Literal
-
-from dataclasses import field
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.dataclasses import dataclass
