@@ -14,19 +14,13 @@ its command line (which ``ps`` shows to every user of the host).
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import subprocess
-import threading
-import time
-from collections import deque
 from pathlib import Path
 
-from erpops.errors import OperationFailed
 from erpops.pg.binaries import client_binary
+from erpops.pg.client_process import ClientProcess
 from erpops.pg.connect import NodeTarget
 
-STDERR_LINES_KEPT = 40
 
 
 def dump_argv(pg_dump: Path | str, target: NodeTarget, dbname: str, snapshot_id: str | None) -> list[str]:
@@ -37,41 +31,17 @@ def dump_argv(pg_dump: Path | str, target: NodeTarget, dbname: str, snapshot_id:
     return argv
 
 
-class DumpStream:
+class DumpStream(ClientProcess):
     """A running pg_dump whose stdout is read like a file. ``read`` hashes and counts
     what passes (sha256 of the plain dump, bytes); ``finish`` waits and checks the exit."""
 
     def __init__(self, target: NodeTarget, dbname: str, snapshot_id: str | None, *, bin_dir: str | None = None):
-        env = dict(os.environ)
-        env.pop("PGPASSWORD", None)
-        secret = target.password()
-        if secret is not None:
-            env["PGPASSWORD"] = secret.reveal()
-        env["PGAPPNAME"] = "erpops backup"
+        super().__init__(dump_argv(client_binary("pg_dump", bin_dir), target, dbname, snapshot_id), target,
+                         application_name="erpops backup", stdout=subprocess.PIPE, bufsize=1 << 20)
         self.dbname = dbname
-        self.target = target
-        self.argv = dump_argv(client_binary("pg_dump", bin_dir), target, dbname, snapshot_id)
-        try:
-            self._popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE, env=env, start_new_session=True,
-                                           bufsize=1 << 20)
-        except OSError as exc:
-            raise OperationFailed(f"cannot start {self.argv[0]}: {exc.strerror}") from None
-        self.pid = self._popen.pid
         self.sha256 = hashlib.sha256()
         self.bytes = 0
-        self.started = time.monotonic()
-        self.finished: float | None = None
-        self._stderr: deque[str] = deque(maxlen=STDERR_LINES_KEPT)
-        # stderr is drained by a thread: a chatty pg_dump must never block on a full pipe
-        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
-        self._drain.start()
         self.on_read = None  # callback(bytes_so_far), for progress
-
-    def _read_stderr(self) -> None:
-        for raw in iter(self._popen.stderr.readline, b""):
-            self._stderr.append(raw.decode("utf-8", "replace").rstrip())
-        self._popen.stderr.close()
 
     def read(self, n: int = -1) -> bytes:
         data = self._popen.stdout.read(n if n and n > 0 else 1 << 20)
@@ -82,42 +52,11 @@ class DumpStream:
                 self.on_read(self.bytes)
         return data
 
-    def kill(self) -> None:
-        """Stop pg_dump (a step timeout, Ctrl-C, or the upload failed)."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                return
-            try:
-                self._popen.wait(2)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
     def finish(self) -> None:
         """Wait for pg_dump; OperationFailed with its last stderr lines unless it exited 0."""
         try:
             self._popen.stdout.close()
         except OSError:
             pass
-        code = self._popen.wait()
-        self._drain.join(5)
-        self.finished = time.monotonic()
-        if code != 0:
-            from erpops.secrets import REDACTOR
-
-            tail = "; ".join(line for line in self._stderr if line)[-800:] or "no message"
-            raise OperationFailed(
-                f"pg_dump of database {self.dbname} on {self.target.name} ({self.target.address}) "
-                f"exited with {code}: {REDACTOR.redact(tail)}",
-                where=self.target.name,
-                hint="a snapshot id error means the snapshot's transaction ended before pg_dump started")
-
-    @property
-    def warnings(self) -> list[str]:
-        return [line for line in self._stderr if line]
-
-    @property
-    def duration(self) -> float:
-        return (self.finished or time.monotonic()) - self.started
+        self.wait_checked(f"pg_dump of database {self.dbname}",
+                          hint="a snapshot id error means the snapshot's transaction ended before pg_dump started")

@@ -12,20 +12,15 @@ their environment, never on their command line.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import threading
-import time
-from collections import deque
 from pathlib import Path
 
 from erpops.errors import OperationFailed, UsageError
 from erpops.pg.binaries import client_binary
+from erpops.pg.client_process import ClientProcess
 from erpops.pg.connect import NodeTarget, connect
 
-STDERR_LINES_KEPT = 40
 MAX_NAME_BYTES = 63
 # Odoo's own rule for database names (odoo.service.db.DBNAME_PATTERN)
 DB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -129,16 +124,6 @@ def replace_database(target: NodeTarget, old: str, new: str) -> bool:
     return existed
 
 
-def _env(target: NodeTarget) -> dict:
-    env = dict(os.environ)
-    env.pop("PGPASSWORD", None)
-    secret = target.password()
-    if secret is not None:
-        env["PGPASSWORD"] = secret.reveal()
-    env["PGAPPNAME"] = "erpops restore"
-    return env
-
-
 def restore_argv(pg_restore: Path | str, target: NodeTarget, dbname: str, dump: Path, jobs: int) -> list[str]:
     return [str(pg_restore), "--no-owner", "--no-privileges", "--exit-on-error", "--no-password",
             f"--jobs={max(1, jobs)}", f"--host={target.host}", f"--port={target.port}",
@@ -150,23 +135,13 @@ def psql_argv(psql: Path | str, target: NodeTarget, dbname: str, script: Path) -
             f"--port={target.port}", f"--username={target.user}", f"--dbname={dbname}", "-f", str(script)]
 
 
-class LoadProcess:
+class LoadProcess(ClientProcess):
     """pg_restore (or psql for a plain SQL dump) loading a file into a database;
     ``kill`` stops it (timeout, Ctrl-C), ``wait`` checks its exit."""
 
     def __init__(self, argv: list[str], target: NodeTarget, dbname: str):
-        self.argv, self.target, self.dbname = argv, target, dbname
-        self.program = Path(argv[0]).name
-        try:
-            self._popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.PIPE, env=_env(target), start_new_session=True)
-        except OSError as exc:
-            raise OperationFailed(f"cannot start {argv[0]}: {exc.strerror}") from None
-        self.pid = self._popen.pid
-        self.started = time.monotonic()
-        self._stderr: deque[str] = deque(maxlen=STDERR_LINES_KEPT)
-        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
-        self._drain.start()
+        super().__init__(argv, target, application_name="erpops restore")
+        self.dbname = dbname
 
     @classmethod
     def pg_restore(cls, target: NodeTarget, dbname: str, dump: Path, *, jobs: int, bin_dir: str | None = None):
@@ -176,41 +151,9 @@ class LoadProcess:
     def psql(cls, target: NodeTarget, dbname: str, script: Path, *, bin_dir: str | None = None):
         return cls(psql_argv(client_binary("psql", bin_dir), target, dbname, script), target, dbname)
 
-    def _read_stderr(self) -> None:
-        for raw in iter(self._popen.stderr.readline, b""):
-            self._stderr.append(raw.decode("utf-8", "replace").rstrip())
-        self._popen.stderr.close()
-
-    def poll(self) -> int | None:
-        return self._popen.poll()
-
-    def kill(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                return
-            try:
-                self._popen.wait(2)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
     def wait(self) -> None:
-        code = self._popen.wait()
-        self._drain.join(5)
-        if code != 0:
-            from erpops.secrets import REDACTOR
-
-            tail = "; ".join(line for line in self._stderr if line)[-800:] or "no message"
-            raise OperationFailed(f"{self.program} into database {self.dbname} on {self.target.name} "
-                                  f"({self.target.address}) exited with {code}: {REDACTOR.redact(tail)}",
-                                  where=self.target.name,
-                                  hint="the temporary database is dropped; nothing under the target name changed")
-
-    @property
-    def duration(self) -> float:
-        return time.monotonic() - self.started
+        self.wait_checked(f"{self.program} into database {self.dbname}",
+                          hint="the temporary database is dropped; nothing under the target name changed")
 
 
 _DUMPED_FROM = re.compile(rb"Dumped from database version:? (\d+(?:\.\d+)?)")
