@@ -115,7 +115,37 @@ class _ChunkCodec:
         return bytes([CODEC_ZSTD]) + packed
 
 
-class EncryptingReader(io.RawIOBase):
+class _ChunkStream(io.RawIOBase):
+    """A readable stream produced chunk by chunk: ``_next_chunk`` adds the next
+    piece to ``self._out`` and sets ``self._done`` after the last one."""
+
+    _out: _Outbox
+    _done: bool
+
+    def _next_chunk(self) -> None:
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            pieces = [self._out.take_all()]
+            while not self._done:
+                self._next_chunk()
+                pieces.append(self._out.take_all())
+            return b"".join(pieces)
+        while len(self._out) < size and not self._done:
+            self._next_chunk()
+        return self._out.take(size)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class EncryptingReader(_ChunkStream):
     """A readable stream of the encrypted object made from ``source`` (anything
     with ``read(n)``). Reads the source one chunk ahead, so that the final chunk
     is known when it is sealed; holds at most two chunks in memory."""
@@ -134,14 +164,11 @@ class EncryptingReader(io.RawIOBase):
         header = HEADER.pack(MAGIC, FORMAT_VERSION, FLAG_PER_CHUNK_ZSTD, chunk_size, salt, self._prefix)
         self._aad = header + name.encode("utf-8")
         self._aead = AESGCM(object_key(master_key, salt, name))
-        self._pending = _Outbox(header)
+        self._out = _Outbox(header)
         self._next = self._read_full()
         self._index = 0
         self._done = False
         self.plain_bytes = 0  # bytes read from the source, for reports
-
-    def readable(self) -> bool:
-        return True
 
     def _read_full(self) -> bytes:
         """Exactly chunk_size bytes unless the source ends first."""
@@ -154,7 +181,7 @@ class EncryptingReader(io.RawIOBase):
             missing -= len(piece)
         return b"".join(parts)
 
-    def _seal_next_chunk(self) -> None:
+    def _next_chunk(self) -> None:
         data = self._next
         last = len(data) < self._chunk_size
         if not last:
@@ -162,28 +189,12 @@ class EncryptingReader(io.RawIOBase):
             last = not self._next  # the source ended exactly on a chunk boundary
         self.plain_bytes += len(data)
         sealed = self._aead.encrypt(_nonce(self._prefix, self._index, last), self._codec.encode(data), self._aad)
-        self._pending.add(LENGTH.pack(len(sealed)), sealed)
+        self._out.add(LENGTH.pack(len(sealed)), sealed)
         self._index += 1
         self._done = last
 
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            pieces = [self._pending.take_all()]
-            while not self._done:
-                self._seal_next_chunk()
-                pieces.append(self._pending.take_all())
-            return b"".join(pieces)
-        while len(self._pending) < size and not self._done:
-            self._seal_next_chunk()
-        return self._pending.take(size)
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-class DecryptingReader(io.RawIOBase):
+class DecryptingReader(_ChunkStream):
     """A readable stream of the plaintext of the encrypted object ``source``.
     Raises VerificationFailed (naming the object and the chunk) on any damage."""
 
@@ -207,14 +218,11 @@ class DecryptingReader(io.RawIOBase):
         self._aad = header + name.encode("utf-8")
         self._aead = AESGCM(object_key(master_key, salt, name))
         self._index = 0
-        self._buffer = _Outbox()
+        self._out = _Outbox()
         self._done = False
         self._next_length = self._read_length()
         if self._next_length is None:
             raise self._failure("it is truncated (no chunk after the header)")
-
-    def readable(self) -> bool:
-        return True
 
     def _failure(self, what: str, hint: str | None = None) -> VerificationFailed:
         return VerificationFailed(f"object {self._name!r} failed verification: {what}",
@@ -238,7 +246,7 @@ class DecryptingReader(io.RawIOBase):
             raise self._failure(f"it is truncated inside chunk {self._index}")
         return LENGTH.unpack(raw)[0]
 
-    def _open_next_chunk(self) -> None:
+    def _next_chunk(self) -> None:
         import zstandard
         from cryptography.exceptions import InvalidTag
 
@@ -268,25 +276,9 @@ class DecryptingReader(io.RawIOBase):
             raise self._failure(f"chunk {self._index} has unknown codec {codec}")
         if len(data) > self._chunk_size or (not last and len(data) != self._chunk_size):
             raise self._failure(f"chunk {self._index} holds {len(data)} bytes, not the chunk size")
-        self._buffer.add(data)
+        self._out.add(data)
         self._index += 1
         self._done = last
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            pieces = [self._buffer.take_all()]
-            while not self._done:
-                self._open_next_chunk()
-                pieces.append(self._buffer.take_all())
-            return b"".join(pieces)
-        while len(self._buffer) < size and not self._done:
-            self._open_next_chunk()
-        return self._buffer.take(size)
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         closer = getattr(self._source, "close", None)
