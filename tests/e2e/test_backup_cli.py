@@ -4,36 +4,25 @@ no TTY, a private lab (scale 0.01) for the module."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+try:  # tests/ as a package, or tests/e2e on sys.path (pytest's rootdir insertion)
+    from tests.e2e.private_lab import private_lab
+except ImportError:
+    from private_lab import private_lab
+
 pytestmark = pytest.mark.e2e
 
-ERPOPS = Path(sys.executable).parent / "erpops"
 ANSI = re.compile(r"\x1b\[")
 
 
 @pytest.fixture(scope="module")
 def lab_env(tmp_path_factory):
-    home = tmp_path_factory.mktemp("backup-cli")
-    env = {"ERPOPS_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config"),
-           "XDG_STATE_HOME": str(home / "state")}
-
-    def run(*args: str):
-        return subprocess.run([str(ERPOPS), *args], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, **env}, stdin=subprocess.DEVNULL)
-
-    up = run("lab", "up", "--scale", "0.01", "--no-replica")
-    if up.returncode != 0:
-        run("lab", "down")
-        pytest.fail(f"lab up failed: {up.stdout}{up.stderr}")
-    yield env
-    assert run("lab", "down").returncode == 0
+    with private_lab(tmp_path_factory.mktemp("backup-cli")) as (env, _run):
+        yield env
 
 
 def test_backup_prints_one_line_per_backup(erpops, lab_env):

@@ -5,37 +5,25 @@ and an exit code before anything is created."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+try:  # tests/ as a package, or tests/e2e on sys.path (pytest's rootdir insertion)
+    from tests.e2e.private_lab import private_lab
+except ImportError:
+    from private_lab import private_lab
 
-ERPOPS = Path(sys.executable).parent / "erpops"
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def lab_env(tmp_path_factory):
-    home = tmp_path_factory.mktemp("restore-cli")
-    env = {"ERPOPS_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config"),
-           "XDG_STATE_HOME": str(home / "state")}
-
-    def run(*args: str):
-        return subprocess.run([str(ERPOPS), *args], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, **env}, stdin=subprocess.DEVNULL)
-
-    up = run("lab", "up", "--scale", "0.01", "--no-replica")
-    if up.returncode != 0:
-        run("lab", "down")
-        pytest.fail(f"lab up failed: {up.stdout}{up.stderr}")
-    backup = run("backup", "-e", "lab", "--json")
-    assert backup.returncode == 0, backup.stdout + backup.stderr
-    env["BACKUP_ID"] = json.loads(backup.stdout)["backups"][0]["backup_id"]
-    yield env
-    assert run("lab", "down").returncode == 0
+    with private_lab(tmp_path_factory.mktemp("restore-cli")) as (env, run):
+        backup = run("backup", "-e", "lab", "--json")
+        assert backup.returncode == 0, backup.stdout + backup.stderr
+        env["BACKUP_ID"] = json.loads(backup.stdout)["backups"][0]["backup_id"]
+        yield env
 
 
 def _databases(env: dict) -> set[str]:
