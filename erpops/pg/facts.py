@@ -42,7 +42,7 @@ class DatabaseFacts:
     checksums: dict[str, str] = field(default_factory=dict)
 
 
-def _columns(cur) -> dict[str, set[str]]:
+def public_columns(cur) -> dict[str, set[str]]:
     """table -> column names, for the public schema (one query instead of many probes)."""
     cur.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'")
     out: dict[str, set[str]] = {}
@@ -55,7 +55,7 @@ def read_facts(cur) -> DatabaseFacts:
     """Everything above, through ``cur`` (a cursor inside the snapshot's transaction)."""
     cur.execute("SHOW server_version")
     pg_version = cur.fetchone()[0].split()[0]
-    columns = _columns(cur)
+    columns = public_columns(cur)
     facts = DatabaseFacts(pg_version=pg_version, odoo_version=None)
     if {"name", "state", "latest_version"} <= columns.get("ir_module_module", set()):
         cur.execute("SELECT name, coalesce(latest_version, '') FROM ir_module_module "

@@ -12,6 +12,7 @@ A table or column the database lacks (a module not installed) is skipped.
 from __future__ import annotations
 
 from erpops.pg.copy_identity import set_parameter
+from erpops.pg.facts import public_columns
 
 # (name, table, columns it needs, statement)
 STATEMENTS = (
@@ -33,21 +34,13 @@ KEEP_AUTOVACUUM = (" AND id NOT IN (SELECT res_id FROM ir_model_data "
                    "WHERE model = 'ir.cron' AND module = 'base' AND name = 'autovacuum_job')")
 
 
-def _columns(cur) -> dict[str, set[str]]:
-    cur.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'")
-    out: dict[str, set[str]] = {}
-    for table, column in cur.fetchall():
-        out.setdefault(table, set()).add(column)
-    return out
-
-
 def neutralize(conn) -> dict:
     """Neutralize the database behind ``conn`` (one transaction). Returns rows changed per
     kind, and the kinds skipped because their table is absent."""
     changed: dict[str, int] = {}
     skipped: list[str] = []
     with conn.transaction(), conn.cursor() as cur:
-        columns = _columns(cur)
+        columns = public_columns(cur)
         for name, table, needs, statement in STATEMENTS:
             if not needs <= columns.get(table, set()):
                 skipped.append(name)
