@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from erpops.errors import ErpopsError, UsageError
+from erpops.errors import ErpopsError, RunFailed, UsageError
 from erpops.runbook import events as ev
 
 RUNBOOK = "backup"
@@ -69,13 +69,8 @@ def summary(collector: _Collector, status: str) -> dict:
     return doc
 
 
-class BackupFailed(ErpopsError):
+class BackupFailed(RunFailed):
     """The run failed; carries the exit code of the cause and the summary so far."""
-
-    def __init__(self, message: str, *, exit_code: int, doc: dict, hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.exit_code = exit_code
-        self.doc = doc
 
 
 def _hint(exit_code: int, error: str, run_id: str | None) -> str:

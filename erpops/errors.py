@@ -53,6 +53,16 @@ class ErpopsError(Exception):
         }
 
 
+class RunFailed(ErpopsError):
+    """A command's runbook run failed: carries the exit code of the first error
+    and the command's summary so far (``doc``, for --json)."""
+
+    def __init__(self, message: str, *, exit_code: int, doc: dict, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+        self.doc = doc
+
+
 class UsageError(ErpopsError):
     """The command line asked for something that cannot be done as asked."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from erpops.errors import ErpopsError
+from erpops.errors import ErpopsError, RunFailed
 from erpops.runbook import events as ev
 
 RUNBOOK = "restore"
@@ -96,13 +96,8 @@ def summary(collector: _Collector, status: str, seconds: float) -> dict:
     return doc
 
 
-class RestoreFailed(ErpopsError):
+class RestoreFailed(RunFailed):
     """The run failed; carries the exit code of the cause and the summary so far (its JSON form)."""
-
-    def __init__(self, message: str, *, exit_code: int, doc: dict, hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.exit_code = exit_code
-        self.doc = doc
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), **self.doc}
