@@ -14,7 +14,7 @@ def _via(filestore) -> str | None:
 
 
 @action("filestore.capture", risk=Risk.WRITE)
-def capture(ctx: StepContext, allow_missing_files: bool = False, workers: int = 4) -> dict:
+def capture(ctx: StepContext, allow_missing_files: bool = False, workers: int = 2) -> dict:
     """Store the filestore files each tenant's snapshot references, as shared content-addressed blobs.
 
     Exactly the files ir_attachment listed in the snapshot are read, from
@@ -24,7 +24,7 @@ def capture(ctx: StepContext, allow_missing_files: bool = False, workers: int = 
     naming the file and its attachment ids. A referenced file missing from the
     filestore fails the step with exit 4, naming every missing file and its
     attachment ids, unless `allow_missing_files` (then the manifest records
-    them). `workers` uploads run at once. Outputs: `tenants` (tenant, files,
+    them). `workers` threads read and seal files at once. Outputs: `tenants` (tenant, files,
     new_files, new_bytes, uploaded_bytes, missing).
     """
     import posixpath

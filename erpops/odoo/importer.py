@@ -7,7 +7,7 @@ Converting plain SQL to the custom format would need a scratch database on
 the environment's server; storing what Odoo wrote is cheaper and loses nothing.
 
 Filestore files become content-addressed blobs, each checked against the
-SHA-1 its name claims (``Repository.put_blob``); a file the repository holds
+SHA-1 its name claims (``PackWriter.add``, packs.py); a file the repository holds
 already is not uploaded again (its stored copy was checked when it was).
 
 The manifest (written last: the backup exists only then) takes pg_version,
@@ -162,27 +162,26 @@ def _store(repo, lock, archive, path: Path, env: str, tenant: str, facts: dict, 
         objects = [ObjectEntry(key=put.key, kind="db", plain_bytes=hashing.size, stored_bytes=put.stored_bytes,
                                sha256=hashing.sha256.hexdigest())]
         files, new_files = [], 0
-        for store_fname, sha1, size, open_fn in archive.filestore_files():
-            if time.monotonic() - refreshed > LOCK_TTL / 3:
-                lock.refresh()
-                refreshed = time.monotonic()
-            with open_fn() as src:
-                try:
-                    result = repo.put_blob(sha1, src)
-                except VerificationFailed as exc:
-                    raise VerificationFailed(f"filestore file {store_fname} does not hold what its name says: "
-                                             f"{exc.message}; nothing was imported", where=str(path),
-                                             hint="the file is damaged or was edited; take a new Odoo backup") from None
-            if result.skipped:
-                stored = repo.storage.size(result.key)
-            else:
-                stored, new_files = result.stored_bytes, new_files + 1
+        with repo.pack_writer() as packer:  # the last pack is stored on leaving, before the manifest
+            for store_fname, sha1, size, open_fn in archive.filestore_files():
+                if time.monotonic() - refreshed > LOCK_TTL / 3:
+                    lock.refresh()
+                    refreshed = time.monotonic()
+                with open_fn() as src:
+                    try:
+                        result = packer.add(sha1, src)
+                    except VerificationFailed as exc:
+                        raise VerificationFailed(f"filestore file {store_fname} does not hold what its name says: "
+                                                 f"{exc.message}; nothing was imported", where=str(path),
+                                                 hint="the file is damaged or was edited; take a new Odoo backup") from None
+                if not result.skipped:
+                    new_files += 1
                 if result.plain_bytes != size:
                     raise VerificationFailed(f"filestore/{store_fname}: {result.plain_bytes} bytes read, the zip "
                                              f"records {size}", where=str(path))
-            objects.append(ObjectEntry(key=result.key, kind="blob", plain_bytes=size, stored_bytes=stored,
-                                       sha1=sha1, new=not result.skipped))
-            files.append(FileEntry(store_fname=store_fname, sha1=sha1, size=size))
+                objects.append(ObjectEntry(key=result.key, kind="blob", plain_bytes=size, stored_bytes=result.stored_bytes,
+                                           sha1=sha1, new=not result.skipped))
+                files.append(FileEntry(store_fname=store_fname, sha1=sha1, size=size))
         lock.refresh()  # a lock lost meanwhile fails here, before the backup comes to exist
         snapshot_at = min(datetime.fromtimestamp(path.stat().st_mtime, timezone.utc), started)
         finished = datetime.now(timezone.utc)

@@ -1,16 +1,18 @@
 """Capture an Odoo filestore into the repository as content-addressed blobs.
 
 Odoo names every file by the SHA-1 of its content (``filestore/<db>/ab/ab12…``),
-so a file is stored once under ``blobs/ab/ab12…`` and shared by every backup
-and tenant: a file already in the repository is not read, not uploaded again
-(its stored size comes from the storage). A new file is hashed while it streams
-into the repository; a file whose content does not match its name fails the
-backup, naming the file and its attachment rows. A referenced file that is not
-in the filestore is collected, so the caller reports all of them at once.
+so a file is stored once as blob ``ab12…`` (in a pack, packs.py) and shared by
+every backup and tenant: a file the repository's blob index lists is not read,
+not uploaded again. A new file is hashed as it is read; a file whose content
+does not match its name fails the backup, naming the file and its attachment
+rows. A referenced file that is not in the filestore is collected, so the
+caller reports all of them at once.
 
-Uploads run on a small thread pool: against S3 the latency of each request,
-not the bandwidth, dominates. At most ``MAX_IN_FLIGHT`` files are queued at a
-time and each streams chunk by chunk, so memory stays flat in the filestore's size.
+Files are read and sealed on a small thread pool, a batch of files per task
+(hashing, zstd and the file reads release the GIL; a task per file would cost
+more in hand-offs than a small file's work). At most two batches per worker
+are queued; small files are held whole and large ones stream, so memory stays
+flat in the filestore's size.
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ import re
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from erpops.errors import UsageError, VerificationFailed
 from erpops.pg.snapshot import AttachedFile
 from erpops.repo.manifest import FileEntry, ObjectEntry
-from erpops.repo.storage import ObjectNotFound
 
-DEFAULT_WORKERS = 4
-MAX_IN_FLIGHT = 64
+DEFAULT_WORKERS = 2  # sealing is CPU work under the GIL: more threads than cores only add hand-offs
+BATCH_FILES = 256
+BATCH_BYTES = 8 << 20
 READ_SIZE = 1 << 20
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
@@ -41,7 +43,7 @@ class CaptureResult:
     missing: list[AttachedFile] = field(default_factory=list)
     new_files: int = 0
     new_bytes: int = 0  # plain bytes of the files uploaded by this capture
-    uploaded_bytes: int = 0  # stored bytes written by this capture
+    uploaded_bytes: int = 0  # stored bytes written by this capture (packs and their indexes)
     total_bytes: int = 0  # plain bytes of every captured file
 
 
@@ -65,10 +67,10 @@ def expected_sha1(item: AttachedFile) -> str | None:
 
 
 class _Reader:
-    """Counts, hashes and reports progress on what the repository reads from a file."""
+    """Counts and hashes what the repository reads from a file."""
 
-    def __init__(self, source, on_bytes: Callable[[int], None]):
-        self._source, self._on_bytes = source, on_bytes
+    def __init__(self, source):
+        self._source = source
         self.sha1 = hashlib.sha1()
         self.size = 0
 
@@ -76,7 +78,6 @@ class _Reader:
         data = self._source.read(n if n and n > 0 else READ_SIZE)
         self.sha1.update(data)
         self.size += len(data)
-        self._on_bytes(len(data))
         return data
 
 
@@ -107,19 +108,26 @@ def capture_files(repo, files: list[AttachedFile], root: str, transport, *, tena
         with lock:
             done[0] += n
 
-    def one(item: AttachedFile, path: str, size: int) -> tuple[FileEntry, ObjectEntry]:
+    def many(batch: list[tuple[AttachedFile, int]]) -> list[tuple[FileEntry, ObjectEntry]]:
         check()
+        out = []
+        for item, size in batch:
+            out.append(one(item, file_path(root, item.store_fname), size))
+            advance(size)
+        return out
+
+    def one(item: AttachedFile, path: str, size: int) -> tuple[FileEntry, ObjectEntry]:
         sha = expected_sha1(item) or _hash_file(transport, path)
         key = repo.blob_key(sha)
-        stored = _stored_size(repo, key)
-        if stored is not None:
-            advance(size)
-            return (FileEntry(store_fname=item.store_fname, sha1=sha, size=size, attachment_ids=item.attachment_ids),
-                    ObjectEntry(key=key, kind="blob", plain_bytes=size, stored_bytes=stored, sha1=sha, new=False))
+        known = index.get(sha)
+        if known is not None:
+            return (FileEntry(store_fname=item.store_fname, sha1=sha, size=known.size, attachment_ids=item.attachment_ids),
+                    ObjectEntry(key=key, kind="blob", plain_bytes=known.size, stored_bytes=known.length, sha1=sha,
+                                new=False))
         with transport.open_read(path) as source:
-            reader = _Reader(source, advance)
+            reader = _Reader(source)
             try:
-                put = repo.put_blob(sha, reader, batch=batch)
+                put = packer.add(sha, reader)
             except VerificationFailed:
                 raise VerificationFailed(
                     f"filestore file {item.store_fname} of database {tenant} (attachment id "
@@ -127,40 +135,37 @@ def capture_files(repo, files: list[AttachedFile], root: str, transport, *, tena
                     f"not {sha} as its name says",
                     where=path, hint="the file was altered or damaged on disk; restore it from an earlier "
                                      "backup or re-upload the attachment in Odoo") from None
-        new = not put.skipped
-        stored = put.stored_bytes if new else (_stored_size(repo, key) or 0)
-        return (FileEntry(store_fname=item.store_fname, sha1=sha, size=reader.size or size,
-                          attachment_ids=item.attachment_ids),
-                ObjectEntry(key=key, kind="blob", plain_bytes=reader.size or size, stored_bytes=stored, sha1=sha,
-                            new=new))
+        return (FileEntry(store_fname=item.store_fname, sha1=sha, size=put.plain_bytes, attachment_ids=item.attachment_ids),
+                ObjectEntry(key=key, kind="blob", plain_bytes=put.plain_bytes, stored_bytes=put.stored_bytes, sha1=sha,
+                            new=not put.skipped))
 
     seen_blobs: set[str] = set()
 
     def collect(future: Future) -> None:
-        entry, obj = future.result()
-        result.files.append(entry)
-        if obj.key not in seen_blobs:
-            seen_blobs.add(obj.key)
-            result.objects.append(obj)
-            if obj.new:
-                result.new_files += 1
-                result.new_bytes += obj.plain_bytes
-                result.uploaded_bytes += obj.stored_bytes
+        for entry, obj in future.result():
+            result.files.append(entry)
+            if obj.key not in seen_blobs:
+                seen_blobs.add(obj.key)
+                result.objects.append(obj)
+                if obj.new:
+                    result.new_files += 1
+                    result.new_bytes += obj.plain_bytes
 
     pending: set[Future] = set()
-    # One durability barrier for all new blobs (storage_local.py), settled before
-    # this returns, so before any manifest can name them.
-    batch = repo.storage.begin_batch()
-    with batch, ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="erpops-capture") as pool:
+    index = repo.blob_index()
+    # Packs are stored (durably) as they fill and the last one when the pool is
+    # done, before this returns, so before any manifest can name their blobs.
+    packer = repo.pack_writer()
+    with packer, ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="erpops-capture") as pool:
         try:
-            for item, size in present:
-                if len(pending) >= MAX_IN_FLIGHT:
+            for batch in _batches(present):
+                if len(pending) >= max(1, workers) * 2:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for f in finished:
                         collect(f)
                     _report(on_progress, done, result.total_bytes)
                 check()
-                pending.add(pool.submit(one, item, file_path(root, item.store_fname), size))
+                pending.add(pool.submit(many, batch))
             while pending:
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for f in finished:
@@ -172,9 +177,24 @@ def capture_files(repo, files: list[AttachedFile], root: str, transport, *, tena
                 f.cancel()
             raise
     _report(on_progress, done, result.total_bytes)
+    result.uploaded_bytes = packer.stored_bytes
     result.files.sort(key=lambda e: e.store_fname)
     result.objects.sort(key=lambda o: o.key)
     return result
+
+
+def _batches(present: list[tuple[AttachedFile, int]]) -> Iterator[list[tuple[AttachedFile, int]]]:
+    """Files in groups of about BATCH_BYTES (at most BATCH_FILES): a task per file
+    would cost more in thread hand-offs than reading a small file does."""
+    batch, size = [], 0
+    for item in present:
+        batch.append(item)
+        size += item[1]
+        if size >= BATCH_BYTES or len(batch) >= BATCH_FILES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def _report(on_progress, done: list[int], total: int) -> None:
@@ -182,13 +202,6 @@ def _report(on_progress, done: list[int], total: int) -> None:
         del done[1:]
         done.append(done[0])  # what was last reported: report only changes
         on_progress(done[0], total)
-
-
-def _stored_size(repo, key: str) -> int | None:
-    try:
-        return repo.storage.stat(key).size
-    except ObjectNotFound:
-        return None
 
 
 def _hash_file(transport, path: str) -> str:

@@ -8,7 +8,7 @@ Layout in the repository::
 
     objects/backups/<backup_id>/manifest.json   this document (encrypted like every object)
     objects/backups/<backup_id>/<object>        the backup's own objects (db dump, redis rdb)
-    blobs/<sha[:2]>/<sha>                        filestore files, shared by all backups
+    packs/..., index/...                         filestore files as blobs, shared by all backups
 
 The backup id sorts by time: ``20261203T101502Z-<environment>-<tenant>``.
 """
@@ -41,7 +41,7 @@ _ENTRY = ConfigDict(extra="forbid")
 class ObjectEntry:
     """One object of the backup, as stored."""
 
-    key: str  # storage key relative to the repository root (objects/... or blobs/...)
+    key: str  # storage key (objects/...), or a blob's identity blobs/<sha[:2]>/<sha> (its pack: packs.py)
     kind: Literal["db", "blob", "redis", "other"]
     plain_bytes: int  # size of the content before compression/encryption
     stored_bytes: int  # size in storage

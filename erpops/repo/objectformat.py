@@ -31,9 +31,12 @@ end, as "this object is not intact".
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import os
 import struct
+import threading
 
 from erpops.errors import VerificationFailed
 
@@ -57,11 +60,12 @@ PROBE_RATIO = 0.95
 
 
 def object_key(master_key: bytes, salt: bytes, name: str) -> bytes:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+    """HKDF-SHA256 (RFC 5869) with a 32-byte output: one extract and one expand
+    block, written with hmac because the cryptography HKDF object costs more
+    than the hashing itself when every small filestore file is an object."""
     info = b"erpops-object-v1\0" + name.encode("utf-8")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(master_key)
+    prk = hmac.new(salt, master_key, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 
 
 def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
@@ -115,6 +119,30 @@ class _ChunkCodec:
         return bytes([CODEC_ZSTD]) + packed
 
 
+_codecs = threading.local()
+
+
+def _codec(level: int) -> _ChunkCodec:
+    """This thread's codec for ``level``: zstd contexts are costly to make and not thread-safe."""
+    cache = getattr(_codecs, "by_level", None)
+    if cache is None:
+        cache = _codecs.by_level = {}
+    codec = cache.get(level)
+    if codec is None:
+        codec = cache[level] = _ChunkCodec(level)
+    return codec
+
+
+def _decompressor():
+    """This thread's zstd decompressor (one per chunk costs more than a small chunk's work)."""
+    decompressor = getattr(_codecs, "decompressor", None)
+    if decompressor is None:
+        import zstandard
+
+        decompressor = _codecs.decompressor = zstandard.ZstdDecompressor()
+    return decompressor
+
+
 class _ChunkStream(io.RawIOBase):
     """A readable stream produced chunk by chunk: ``_next_chunk`` adds the next
     piece to ``self._out`` and sets ``self._done`` after the last one."""
@@ -145,6 +173,43 @@ class _ChunkStream(io.RawIOBase):
         return len(data)
 
 
+class _Sealer:
+    """Seals the chunks of one new object: its header, key, nonces and AAD."""
+
+    def __init__(self, master_key: bytes, name: str, chunk_size: int, level: int):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(f"chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes")
+        self.chunk_size = chunk_size
+        self._codec = _codec(level)
+        randomness = os.urandom(39)
+        salt, self._prefix = randomness[:32], randomness[32:]
+        self.header = HEADER.pack(MAGIC, FORMAT_VERSION, FLAG_PER_CHUNK_ZSTD, chunk_size, salt, self._prefix)
+        self._aad = self.header + name.encode("utf-8")
+        self._aead = AESGCM(object_key(master_key, salt, name))
+        self._index = 0
+
+    def seal(self, data: bytes, last: bool) -> tuple[bytes, bytes]:
+        """The next chunk: its length field and its sealed bytes."""
+        sealed = self._aead.encrypt(_nonce(self._prefix, self._index, last), self._codec.encode(data), self._aad)
+        self._index += 1
+        return LENGTH.pack(len(sealed)), sealed
+
+
+def seal_bytes(data: bytes, master_key: bytes, name: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+               level: int = 3) -> bytes:
+    """The whole encrypted object of ``data``, for content already in memory (a
+    small filestore file): the same bytes EncryptingReader would stream."""
+    sealer = _Sealer(master_key, name, chunk_size, level)
+    pieces = [sealer.header]
+    view = memoryview(data)
+    starts = range(0, len(data), chunk_size) if data else [0]
+    for start in starts:
+        pieces.extend(sealer.seal(view[start:start + chunk_size], start + chunk_size >= len(data)))
+    return b"".join(pieces)
+
+
 class EncryptingReader(_ChunkStream):
     """A readable stream of the encrypted object made from ``source`` (anything
     with ``read(n)``). Reads the source one chunk ahead, so that the final chunk
@@ -152,21 +217,11 @@ class EncryptingReader(_ChunkStream):
 
     def __init__(self, source, master_key: bytes, name: str, *,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, level: int = 3):
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
-            raise ValueError(f"chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes")
         self._source = source
-        self._name = name
         self._chunk_size = chunk_size
-        self._codec = _ChunkCodec(level)
-        salt, self._prefix = os.urandom(32), os.urandom(7)
-        header = HEADER.pack(MAGIC, FORMAT_VERSION, FLAG_PER_CHUNK_ZSTD, chunk_size, salt, self._prefix)
-        self._aad = header + name.encode("utf-8")
-        self._aead = AESGCM(object_key(master_key, salt, name))
-        self._out = _Outbox(header)
+        self._sealer = _Sealer(master_key, name, chunk_size, level)
+        self._out = _Outbox(self._sealer.header)
         self._next = self._read_full()
-        self._index = 0
         self._done = False
         self.plain_bytes = 0  # bytes read from the source, for reports
 
@@ -188,9 +243,7 @@ class EncryptingReader(_ChunkStream):
             self._next = self._read_full()
             last = not self._next  # the source ended exactly on a chunk boundary
         self.plain_bytes += len(data)
-        sealed = self._aead.encrypt(_nonce(self._prefix, self._index, last), self._codec.encode(data), self._aad)
-        self._out.add(LENGTH.pack(len(sealed)), sealed)
-        self._index += 1
+        self._out.add(*self._sealer.seal(data, last))
         self._done = last
 
 
@@ -267,7 +320,7 @@ class DecryptingReader(_ChunkStream):
         codec, payload = plain[0], plain[1:]
         if codec == CODEC_ZSTD:
             try:
-                data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=self._chunk_size)
+                data = _decompressor().decompress(payload, max_output_size=self._chunk_size)
             except zstandard.ZstdError as exc:
                 raise self._failure(f"chunk {self._index} does not decompress: {exc}") from None
         elif codec == CODEC_RAW:

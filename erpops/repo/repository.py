@@ -5,8 +5,9 @@ Layout under the repository root (a directory or a bucket prefix)::
     config                  JSON, in the clear: format version, chunk size,
                             compression, Object Lock policy, wrapped key slots, MAC
     objects/<name>          named objects (dumps, manifests, ...), encrypted
-    blobs/<sha[:2]>/<sha>   content-addressed objects keyed by the SHA-1 of their
-                            plaintext (Odoo filestore files), written once, shared
+    packs/<id[:2]>/<id>     content-addressed blobs keyed by the SHA-1 of their
+                            plaintext (Odoo filestore files), many per pack, shared
+    index/<id>              where each blob of pack <id> lies (packs.py)
 
 The config cannot be encrypted (it holds what opens the key), so it carries an
 HMAC-SHA256 under a key derived from the master key: once the key is open, any
@@ -24,15 +25,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 
-from erpops.errors import OperationFailed, Refused, UsageError, VerificationFailed
+from erpops.errors import Refused, UsageError, VerificationFailed
 from erpops.repo import keys
 from erpops.repo.objectformat import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, DecryptingReader, EncryptingReader
+from erpops.repo.packs import BlobIndex, BlobLocation, BlobPut, PackWriter, pack_key
 from erpops.repo.storage import ObjectExists, ObjectNotFound, Storage
 from erpops.repo.storage_s3 import S3Options
 from erpops.repo.url import LocalUrl, parse_url
 
 REPOSITORY_FORMAT = "erpops-repository"
-REPOSITORY_VERSION = 1
+REPOSITORY_VERSION = 2  # 2: blobs in packs (version 1 stored one object per blob)
 CONFIG_KEY = "config"
 MAX_CONFIG_SIZE = 1 << 20
 LOCK_MODES = ("governance", "compliance")
@@ -89,6 +91,7 @@ class Repository:
         self.config = config
         self._master = master
         self._slot = slot  # the key slot that opened it, replaced by rekey
+        self._blob_index: BlobIndex | None = None
         lock = config.get("object_lock")
         self.object_lock = ObjectLock(lock["mode"], int(lock["days"])) if lock else None
         if self.object_lock is not None and hasattr(storage, "object_lock_mode"):
@@ -178,11 +181,10 @@ class Repository:
             return None
         return datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=self.object_lock.days)
 
-    def _put(self, key: str, reader: BinaryIO, *, if_absent: bool, batch=None) -> PutResult:
+    def _put(self, key: str, reader: BinaryIO, *, if_absent: bool) -> PutResult:
         sealed = EncryptingReader(reader, self._master, key, chunk_size=self.config["chunk_size"],
                                   level=self.config["compression"]["level"])
-        stored = self.storage.put_stream(key, sealed, if_absent=if_absent, retain_until=self._retain_until(),
-                                         batch=batch)
+        stored = self.storage.put_stream(key, sealed, if_absent=if_absent, retain_until=self._retain_until())
         return PutResult(key, sealed.plain_bytes, stored)
 
     def put_object(self, name: str, reader: BinaryIO, *, if_absent: bool = False) -> PutResult:
@@ -209,34 +211,38 @@ class Repository:
             raise UsageError(f"{sha1!r} is not a SHA-1 (40 lowercase hex digits)")
         return f"blobs/{sha1[:2]}/{sha1}"
 
-    def has_blob(self, sha1: str) -> bool:
-        return self.storage.exists(self.blob_key(sha1))
+    def blob_index(self, *, reload: bool = False) -> BlobIndex:
+        """Every stored blob and its pack, read once (``reload``: read again)."""
+        if self._blob_index is None or reload:
+            self._blob_index = BlobIndex.load(self)
+        return self._blob_index
 
-    def put_blob(self, sha1: str, reader: BinaryIO, *, batch=None) -> PutResult:
-        """Store content named by its SHA-1 once. Skips the upload when present; checks
-        the content really has that SHA-1 and removes it again if not. With ``batch``
-        (``storage.begin_batch()``) the blob is named, durably, when the batch commits."""
-        key = self.blob_key(sha1)
-        if self.storage.exists(key):
-            return PutResult(key, 0, 0, skipped=True)
-        hashing = _HashingReader(reader)
-        try:
-            result = self._put(key, hashing, if_absent=True, batch=batch)
-        except ObjectExists:  # a concurrent writer stored the same content first
-            return PutResult(key, hashing.size, 0, skipped=True)
-        if hashing.hexdigest() != sha1:
-            if batch is not None:
-                batch.discard(key)  # never named
-            try:
-                self.storage.delete(key)
-            except (OperationFailed, UsageError):
-                pass  # under Object Lock the bad blob stays; repo verify will report it
-            raise VerificationFailed(f"content given as blob {sha1} has SHA-1 {hashing.hexdigest()}",
-                                     hint="the source file changed or is damaged; it was not kept")
-        return result
+    def pack_writer(self) -> PackWriter:
+        """Where new blobs go (a context manager): see packs.py."""
+        return PackWriter(self, self.blob_index())
+
+    def has_blob(self, sha1: str) -> bool:
+        return sha1 in self.blob_index()
+
+    def put_blob(self, sha1: str, reader: BinaryIO) -> BlobPut:
+        """Store one blob in a pack of its own unless present (many: use ``pack_writer``)."""
+        with self.pack_writer() as writer:
+            return writer.add(sha1, reader)
 
     def get_blob(self, sha1: str) -> DecryptingReader:
-        return self._get(self.blob_key(sha1))
+        """A reader of the blob's plaintext; ObjectNotFound when no pack holds it."""
+        location = self.blob_index().get(sha1)
+        if location is None:
+            raise ObjectNotFound(f"blob {self.blob_key(sha1)} is in no pack of {self.url}")
+        return self.read_blob_at(sha1, location)
+
+    def read_blob_at(self, sha1: str, location: BlobLocation) -> DecryptingReader:
+        source = self.storage.get_range(pack_key(location.pack), location.offset, location.length)
+        try:
+            return DecryptingReader(source, self._master, self.blob_key(sha1))
+        except BaseException:
+            source.close()
+            raise
 
     def describe(self) -> dict:
         """What `repo init`/`repo rekey` report: no secrets, no wrapped keys."""
@@ -263,6 +269,10 @@ def read_config(storage: Storage) -> dict:
         if len(raw) > MAX_CONFIG_SIZE or not isinstance(config, dict) or config.get("format") != REPOSITORY_FORMAT:
             raise ValueError("not an erpops repository config")
         version = int(config["version"])
+        if version < REPOSITORY_VERSION:
+            raise UsageError(f"repository {storage.url} has format version {version}, made by a development "
+                             f"build of erpops before blobs were packed; this erpops reads version {REPOSITORY_VERSION}",
+                             hint="create a new repository (erpops repo init) and take a new backup into it")
         if version > REPOSITORY_VERSION:
             raise UsageError(f"repository {storage.url} has format version {version}; this erpops reads up to {REPOSITORY_VERSION}",
                              hint="upgrade erpops")
@@ -282,22 +292,6 @@ def _check_object_lock_possible(storage: Storage) -> None:
     if not checker():
         raise UsageError(f"the bucket of {storage.url} does not have Object Lock enabled",
                          hint="Object Lock can only be enabled when a bucket is created: create a new bucket with it")
-
-
-class _HashingReader:
-    def __init__(self, source):
-        self._source = source
-        self._sha1 = hashlib.sha1()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._source.read(n)
-        self._sha1.update(data)
-        self.size += len(data)
-        return data
-
-    def hexdigest(self) -> str:
-        return self._sha1.hexdigest()
 
 
 __all__ = ["ObjectLock", "PutResult", "Repository", "open_storage", "read_config"]

@@ -1,7 +1,7 @@
 """Write a backup's filestore files out of the repository, in Odoo's layout.
 
-Each file the manifest lists is read from its content-addressed blob
-(``blobs/<sha[:2]>/<sha>``), written to ``<dest>/<store_fname>`` (Odoo's
+Each file the manifest lists is read from its content-addressed blob (in a
+pack, packs.py), written to ``<dest>/<store_fname>`` (Odoo's
 ``<sha[:2]>/<sha>``) under a temporary name, hashed while it is written and
 renamed into place only when its SHA-1 and size are the ones the manifest
 recorded: a damaged or substituted blob never lands under a real name. The
@@ -114,8 +114,16 @@ def write_files(items: Iterable[FileToWrite], dest: Path, *, workers: int = DEFA
 
 
 def blob_items(repo, files) -> list[FileToWrite]:
-    """The manifest's FileEntry list as FileToWrite, each read from its blob."""
-    return [FileToWrite(f.store_fname, f.sha1, f.size, lambda sha=f.sha1: repo.get_blob(sha)) for f in files]
+    """The manifest's FileEntry list as FileToWrite, each read from its blob, in
+    pack order: the packs are then read front to back, not at random."""
+    index = repo.blob_index()
+
+    def where(f) -> tuple[str, int]:
+        location = index.get(f.sha1)
+        return (location.pack, location.offset) if location else ("", 0)  # missing: fails when read
+
+    return [FileToWrite(f.store_fname, f.sha1, f.size, lambda sha=f.sha1: repo.get_blob(sha))
+            for f in sorted(files, key=where)]
 
 
 def owner_of(path: Path) -> tuple[int, int] | None:

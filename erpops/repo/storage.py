@@ -1,6 +1,6 @@
 """Where repository objects live: the Storage protocol and its vocabulary.
 
-A Storage is a flat namespace of keys ("config", "blobs/ab/ab12...") holding
+A Storage is a flat namespace of keys ("config", "packs/ab/ab12...") holding
 opaque bytes. It knows nothing of encryption or compression; the object layer
 (objectformat.py, repository.py) sits above it. Two implementations exist: a
 local directory (storage_local.py) and an S3-compatible bucket and prefix
@@ -45,41 +45,22 @@ class ObjectStat:
     retain_until: datetime | None = None  # Object Lock retention, where the storage has it
 
 
-class NoBatch:
-    """For storages whose every put is durable when it returns (S3): nothing to settle."""
-
-    def commit(self) -> None:
-        return None
-
-    def abort(self) -> None:
-        return None
-
-    def discard(self, key: str) -> None:
-        return None
-
-    def __enter__(self) -> "NoBatch":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
 @runtime_checkable
 class Storage(Protocol):
     url: str
 
     def put_stream(self, key: str, reader: BinaryIO, *, if_absent: bool = False,
-                   retain_until: datetime | None = None, batch=None) -> int:
+                   retain_until: datetime | None = None) -> int:
         """Store everything ``reader.read(n)`` yields under ``key``; return the bytes written.
         The object appears whole or not at all. ``if_absent`` raises ObjectExists
-        instead of replacing; ``retain_until`` asks for an Object Lock retention date;
-        ``batch`` (from ``begin_batch``) may defer the object's name until the batch commits."""
-
-    def begin_batch(self):
-        """A context manager grouping puts whose durability is settled together on exit."""
+        instead of replacing; ``retain_until`` asks for an Object Lock retention date."""
 
     def get_stream(self, key: str) -> BinaryIO:
         """A reader of the object (close it when done); ObjectNotFound if missing."""
+
+    def get_range(self, key: str, offset: int, length: int) -> BinaryIO:
+        """A reader of ``length`` bytes of the object from ``offset`` (fewer if the
+        object is shorter: the caller detects that); ObjectNotFound if missing."""
 
     def exists(self, key: str) -> bool: ...
 

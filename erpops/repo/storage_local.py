@@ -6,23 +6,14 @@ name exists, so two writers of the same content-addressed blob cannot clobber
 each other), and the directory is fsynced. A crash leaves either the old state
 or the new one, plus at most a ``.tmp-*`` file that ``list`` ignores.
 
-Many small objects (a filestore's blobs) are written in a batch instead
-(``begin_batch``): an fsync per file would cost more than the file. Each goes
-to its temporary file without fsync; ``commit`` syncs the file system once,
-only then gives every file its name, and syncs again. A crash before the first
-sync leaves only temporary files, never a named object with missing data —
-which matters because a named blob is reused by later backups unread.
-
 A file system cannot enforce Object Lock, so a put with ``retain_until`` is
 refused rather than silently writing an object that anyone can delete.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import secrets
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -40,83 +31,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _syncfs(path: Path) -> None:
-    """Flush the whole file system holding ``path`` (syncfs(2)); sync(2) where it is missing."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
-        if syncfs is None:
-            os.sync()
-        elif syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-    finally:
-        os.close(fd)
-
-
-class LocalBatch:
-    """Puts made durable together (see the module's docstring). Thread-safe: the
-    capture's workers share one. ``commit`` on success, ``abort`` otherwise."""
-
-    def __init__(self, storage: "LocalStorage"):
-        self.storage = storage
-        self._pending: list[tuple[Path, Path]] = []
-        self._lock = threading.Lock()
-
-    def add(self, tmp: Path, final: Path) -> None:
-        with self._lock:
-            self._pending.append((tmp, final))
-
-    def commit(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        if not pending:
-            return
-        try:
-            _syncfs(self.storage.root)
-            for tmp, final in pending:
-                try:
-                    os.link(tmp, final)
-                except FileExistsError:
-                    pass  # the same content, stored by a concurrent writer
-                finally:
-                    os.unlink(tmp)
-            _syncfs(self.storage.root)
-        except OSError as exc:
-            self._remove(pending)
-            raise self.storage._failed("write", f"a batch of {len(pending)} objects", exc) from None
-
-    def abort(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        self._remove(pending)
-
-    def discard(self, key: str) -> None:
-        """Forget the staged object ``key`` (its content proved wrong): it never gets its name."""
-        final = self.storage._path(key)
-        with self._lock:
-            dropped = [p for p in self._pending if p[1] == final]
-            self._pending = [p for p in self._pending if p[1] != final]
-        self._remove(dropped)
-
-    @staticmethod
-    def _remove(pending: list[tuple[Path, Path]]) -> None:
-        for tmp, _final in pending:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-    def __enter__(self) -> "LocalBatch":
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 class SourceFailed(Exception):
@@ -142,12 +56,8 @@ class LocalStorage:
         return OperationFailed(f"cannot {what} {key!r} in {self.root}: {exc.strerror}",
                                hint="check that the directory exists, is writable by this user and has free space")
 
-    def begin_batch(self) -> LocalBatch:
-        return LocalBatch(self)
-
     def put_stream(self, key: str, reader: BinaryIO, *, if_absent: bool = False,
-                   retain_until: datetime | None = None, batch: LocalBatch | None = None) -> int:
-        """``batch`` (with ``if_absent``): the object gets its name, durably, when the batch commits."""
+                   retain_until: datetime | None = None) -> int:
         final = self._path(key)
         if retain_until is not None:
             raise UsageError(f"{self.url} is a local directory, which cannot enforce Object Lock retention",
@@ -166,10 +76,6 @@ class LocalStorage:
                 while piece := _read_source(reader):
                     out.write(piece)
                     written += len(piece)
-                if batch is not None and if_absent:
-                    batch.add(tmp, final)
-                    tmp = None  # the batch owns it now
-                    return written
                 out.flush()
                 os.fsync(out.fileno())
             if if_absent:
@@ -187,7 +93,7 @@ class LocalStorage:
         except OSError as exc:
             raise self._failed("write", key, exc) from None
         finally:
-            if tmp is not None and tmp.exists():
+            if tmp.exists():
                 tmp.unlink()
         return written
 
@@ -200,6 +106,15 @@ class LocalStorage:
             raise ObjectNotFound(f"object {key!r} does not exist in {self.url} (it is a directory)") from None
         except OSError as exc:
             raise self._failed("read", key, exc) from None
+
+    def get_range(self, key: str, offset: int, length: int) -> BinaryIO:
+        stream = self.get_stream(key)
+        try:
+            stream.seek(offset)
+        except OSError as exc:
+            stream.close()
+            raise self._failed("read", key, exc) from None
+        return _RangeReader(stream, length)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -229,7 +144,7 @@ class LocalStorage:
 
     def stale_temporaries(self, older_than: datetime) -> Iterator[tuple[Path, int]]:
         """Temporary files (``.tmp-*``) last written before ``older_than``: what a killed
-        writer left (a batch can leave thousands). For `repo prune`."""
+        writer left. For `repo prune`."""
         if not self.root.is_dir():
             return
         cutoff = older_than.timestamp()
@@ -252,3 +167,25 @@ class LocalStorage:
             raise ObjectNotFound(f"object {key!r} does not exist in {self.url}") from None
         except OSError as exc:
             raise self._failed("delete", key, exc) from None
+
+
+class _RangeReader:
+    """At most ``length`` bytes of an open file, from where it is positioned."""
+
+    def __init__(self, stream, length: int):
+        self._stream, self._left = stream, length
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._stream.read(want) if want else b""
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -141,13 +141,8 @@ class S3Storage:
             args["ObjectLockRetainUntilDate"] = retain_until
         return args
 
-    def begin_batch(self):
-        from erpops.repo.storage import NoBatch
-
-        return NoBatch()  # a PUT that returned is durable
-
     def put_stream(self, key: str, reader: BinaryIO, *, if_absent: bool = False,
-                   retain_until: datetime | None = None, batch=None) -> int:
+                   retain_until: datetime | None = None) -> int:
         full = self._key(key)
         first = _read_part(reader, self.options.part_size)
         lock = self._write_args(retain_until)
@@ -203,6 +198,15 @@ class S3Storage:
     def get_stream(self, key: str) -> BinaryIO:
         with self._errors("read", key):
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        return _GuardedBody(body, self, key)
+
+    def get_range(self, key: str, offset: int, length: int) -> BinaryIO:
+        if length <= 0:
+            self.stat(key)  # ObjectNotFound still applies; an empty Range is not valid HTTP
+            return _GuardedBody(_Empty(), self, key)
+        with self._errors("read", key):
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key),
+                                          Range=f"bytes={offset}-{offset + length - 1}")["Body"]
         return _GuardedBody(body, self, key)
 
     def exists(self, key: str) -> bool:
@@ -268,3 +272,11 @@ class _GuardedBody:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Empty:
+    def read(self, size: int | None = None) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        return None

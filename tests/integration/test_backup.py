@@ -176,7 +176,7 @@ def test_the_dump_restores_with_the_recorded_row_counts(blab, tmp_path):
 
 def test_a_second_backup_uploads_only_the_new_files(blab):
     _summary(blab.backup())  # everything already present is stored
-    blobs_before = set((blab.root / "repository" / "blobs").rglob("*"))
+    packs_before = set((blab.root / "repository" / "packs").rglob("*"))
     contents = [os.urandom(30_000 + i) for i in range(3)]
     _add_attachments(blab, contents)
     entry = _summary(blab.backup())["backups"][0]
@@ -188,10 +188,11 @@ def test_a_second_backup_uploads_only_the_new_files(blab):
     assert len(new_blobs) == 3
     manifest_size = repo.storage.size(f"objects/backups/{entry['backup_id']}/manifest.json")
     own = sum(o.stored_bytes for o in manifest.objects if o.kind in ("db", "redis"))
-    assert entry["uploaded_bytes"] == own + sum(o.stored_bytes for o in new_blobs) + manifest_size
-    assert sum(o.stored_bytes for o in new_blobs) < 100_000  # the 3 files, not the filestore again
-    blobs_after = {p for p in (blab.root / "repository" / "blobs").rglob("*") if p.is_file()}
-    assert len(blobs_after - blobs_before) == 3
+    [new_pack] = {p for p in (blab.root / "repository" / "packs").rglob("*") if p.is_file()} - packs_before
+    assert new_pack.stat().st_size == sum(o.stored_bytes for o in new_blobs)  # the 3 files, not the filestore again
+    index_size = repo.storage.size(f"index/{new_pack.name}")
+    assert entry["uploaded_bytes"] == own + new_pack.stat().st_size + index_size + manifest_size
+    assert {repo.blob_index().get(o.sha1).pack for o in new_blobs} == {new_pack.name}
 
 
 def test_a_missing_file_fails_with_exit_4_then_is_allowed_with_a_flag(blab):

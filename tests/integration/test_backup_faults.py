@@ -83,8 +83,13 @@ def _assert_every_listed_backup_verifies(lab, deep: bool = False) -> None:
 
 def test_backup_through_a_flaky_s3_endpoint_completes_and_verifies(make_lab, tmp_path):
     lab = _private_s3_lab(make_lab)
+    # Files over 1 MiB travel in packs of their own: enough requests for the faults to hit each kind.
+    _add_attachments(lab, 30, size=(1 << 20) + 4096)
     with FaultProxy("127.0.0.1", lab.state()["s3"]["ports"]["s3"], rate=0.2, seed=20261203) as proxy:
-        run = lab.erpops("backup", "-e", "lab", "--json", env=_via_proxy(lab, proxy, tmp_path), timeout=600)
+        # --verify: the deep verify reads every blob back by range through the proxy too
+        # (the upload itself is a few dozen requests now that blobs travel in packs)
+        run = lab.erpops("backup", "-e", "lab", "--verify", "--json", env=_via_proxy(lab, proxy, tmp_path),
+                         timeout=600)
     report = proxy.report()
     assert run.returncode == 0, f"{run.output}\nproxy: {report}"
     summary = json.loads(run.stdout)
@@ -107,7 +112,7 @@ def test_backup_through_a_flaky_s3_endpoint_completes_and_verifies(make_lab, tmp
 # — the proxy keeps that request unanswered — so the kill lands exactly there.
 KILL_POINTS = [
     ("after the lock is taken", ("audit", "lock")),
-    ("during the filestore upload", ("hold", lambda m, p: m == "PUT" and "/blobs/" in p)),  # of new files
+    ("during the filestore upload", ("hold", lambda m, p: m == "PUT" and "/packs/" in p)),  # of new files
     ("during the dump upload", ("hold", lambda m, p: m in ("PUT", "POST") and p.split("?")[0].endswith("/db.dump"))),
     ("just before the manifest", ("hold", lambda m, p: m == "PUT" and "/manifest.json" in p)),
 ]

@@ -21,6 +21,11 @@ from erpops.repo.keys import KeyFile
 from erpops.repo.manifest import list_backup_dirs, read_manifest
 from erpops.repo.repository import Repository
 
+try:
+    from tests.integration.blob_damage import flipped_blob
+except ImportError:  # run from inside tests/integration
+    from blob_damage import flipped_blob
+
 pytestmark = pytest.mark.integration
 
 ERPOPS = Path(sys.executable).parent / "erpops"
@@ -221,15 +226,8 @@ def test_export_refusals_leave_no_file(olab, tmp_path):
 
 
 def test_damaged_blob_fails_the_export_without_a_partial_file(olab, tmp_path):
-    sha = olab.manifest.files[0].sha1
-    blob = olab.root / "repository" / "blobs" / sha[:2] / sha
-    good = blob.read_bytes()
-    blob.chmod(0o644)
-    blob.write_bytes(good[:-40] + bytes(b ^ 0xFF for b in good[-40:]))
-    try:
+    with flipped_blob(olab.repository(), olab.manifest.files[0].sha1):
         r = olab.erpops("export", "-e", "lab", "--tenant", olab.tenant, "-o", str(tmp_path / "x.zip"))
-    finally:
-        blob.write_bytes(good)
     assert r.returncode == 4, r.stdout + r.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name != "erpops-home"] == []
 

@@ -87,13 +87,23 @@ def test_if_absent_is_refused_by_the_server_for_single_and_multipart_puts(seawee
     assert uploads == [], "a refused multipart upload must be aborted"
 
 
-def test_blobs_are_uploaded_once(s3_env, where):
-    repo = Repository.init("s3://{}/{}".format(*where), key_file(), s3=s3_env)
+def test_blobs_are_uploaded_once_in_packs_and_read_by_range(s3_env, where):
+    url = "s3://{}/{}".format(*where)
+    key = key_file()
+    repo = Repository.init(url, key, s3=s3_env)
     content = b"%PDF-1.7 invoice 2026/0042"
     sha = hashlib.sha1(content).hexdigest()
     assert not repo.put_blob(sha, io.BytesIO(content)).skipped
     assert repo.put_blob(sha, io.BytesIO(content)).skipped
-    assert repo.get_blob(sha).read() == content
+    others = [os.urandom(1000 + i) for i in range(5)]
+    with repo.pack_writer() as writer:
+        for data in others:
+            writer.add(hashlib.sha1(data).hexdigest(), io.BytesIO(data))
+    reopened = Repository.open(url, key, s3=s3_env)  # the index comes from the bucket
+    assert reopened.get_blob(sha).read() == content
+    assert [reopened.get_blob(hashlib.sha1(d).hexdigest()).read() for d in others] == others
+    assert len({reopened.blob_index().get(hashlib.sha1(d).hexdigest()).pack for d in others}) == 1
+    assert len(list(reopened.storage.list("packs/"))) == len(list(reopened.storage.list("index/"))) == 2
 
 
 def test_storage_stat_list_delete(s3_env, where):

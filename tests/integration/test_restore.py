@@ -22,6 +22,11 @@ from erpops.repo.keys import KeyFile
 from erpops.repo.manifest import read_manifest, write_manifest
 from erpops.repo.repository import Repository
 
+try:
+    from tests.integration.blob_damage import flipped_blob
+except ImportError:  # run from inside tests/integration
+    from blob_damage import flipped_blob
+
 pytestmark = pytest.mark.integration
 
 ERPOPS = Path(sys.executable).parent / "erpops"
@@ -177,16 +182,8 @@ def test_a_damaged_file_fails_with_exit_4_and_leaves_the_old_database_intact(rla
     with rlab.connect("retail_keep") as conn:
         conn.execute("INSERT INTO res_partner (name) VALUES ('marker-kept')")
     manifest = read_manifest(rlab.repository(), rlab.backup_id)
-    blob = rlab.root / "repository" / "blobs" / manifest.files[0].sha1[:2] / manifest.files[0].sha1
-    saved = blob.read_bytes()
-    damaged = bytearray(saved)
-    damaged[-20] ^= 0xFF
-    os.chmod(blob, 0o644)
-    blob.write_bytes(bytes(damaged))
-    try:
+    with flipped_blob(rlab.repository(), manifest.files[0].sha1):
         result = rlab.restore("--as", "retail_keep", "--drop-existing", "--yes")
-    finally:
-        blob.write_bytes(saved)
     assert result.returncode == 4, result.stdout + result.stderr
     doc = json.loads(result.stdout)
     assert doc["status"] == "failed" and any("dropped temporary database" in c for c in doc["cleaned_up"])

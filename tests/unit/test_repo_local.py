@@ -10,12 +10,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
 
 from erpops.errors import ExitCode, Refused, UsageError, VerificationFailed
 from erpops.repo import keys
+from erpops.repo.packs import PackWriter
 from erpops.repo.repository import ObjectLock, Repository
 from erpops.repo.storage import ObjectExists, ObjectNotFound
 from erpops.repo.storage_local import LocalStorage
@@ -125,51 +127,85 @@ def test_objects_round_trip_and_are_encrypted_at_rest(repo, tmp_path):
         assert reader.read() == data
 
 
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
 def test_blobs_are_written_once(repo, tmp_path):
     content = os.urandom(10_000)
     sha = hashlib.sha1(content).hexdigest()
     first = repo.put_blob(sha, io.BytesIO(content))
-    path = tmp_path / "repo" / "blobs" / sha[:2] / sha
-    inode = path.stat().st_ino
+    stored = _files(tmp_path / "repo")
     second = repo.put_blob(sha, io.BytesIO(content))
-    assert not first.skipped and first.stored_bytes > 0
-    assert second.skipped and second.stored_bytes == 0
-    assert path.stat().st_ino == inode
-    assert repo.get_blob(sha).read() == content
+    assert not first.skipped and first.stored_bytes > len(content)
+    assert second.skipped and second.stored_bytes == first.stored_bytes and second.plain_bytes == len(content)
+    assert _files(tmp_path / "repo") == stored  # nothing written the second time
+    assert [f.split("/")[0] for f in stored] == ["config", "index", "packs"]
+    reopened = Repository.open(str(tmp_path / "repo"), passphrase())
+    assert reopened.get_blob(sha).read() == content
 
 
-def test_a_blob_whose_content_does_not_match_its_sha1_is_not_kept(repo):
+def test_small_blobs_share_a_pack_and_large_ones_stream_into_their_own(repo, tmp_path):
+    small = [os.urandom(3000) for _ in range(5)]
+    large = os.urandom(50_000)
+    with PackWriter(repo, repo.blob_index(), pack_target=8000, small_limit=20_000) as writer:
+        for content in small + [large]:
+            writer.add(hashlib.sha1(content).hexdigest(), io.BytesIO(content))
+    index = Repository.open(str(tmp_path / "repo"), passphrase()).blob_index()
+    packs = {index.get(hashlib.sha1(c).hexdigest()).pack for c in small}
+    assert len(packs) == 2  # 3 blobs of ~3 KB fill a pack of 8000 bytes; the other 2 went in the last one
+    alone = index.packs[index.get(hashlib.sha1(large).hexdigest()).pack]
+    assert len(alone.blobs) == 1 and alone.size > len(large)
+    assert len(list(repo.storage.list("index/"))) == len(list(repo.storage.list("packs/"))) == 3
+
+
+def test_a_blob_whose_content_does_not_match_its_sha1_is_not_kept(repo, tmp_path):
     sha = hashlib.sha1(b"the real file").hexdigest()
     with pytest.raises(VerificationFailed, match="has SHA-1"):
         repo.put_blob(sha, io.BytesIO(b"a different file"))
-    assert not repo.has_blob(sha)
+    big = hashlib.sha1(b"a large file").hexdigest()
+    with pytest.raises(VerificationFailed, match="has SHA-1"), \
+            PackWriter(repo, repo.blob_index(), small_limit=4096) as writer:
+        writer.add(big, io.BytesIO(os.urandom(10_000)))  # streamed into its own pack, then removed
+    assert not repo.has_blob(sha) and not repo.has_blob(big)
+    assert _files(tmp_path / "repo") == ["config"]
 
 
-def test_batched_blobs_get_their_names_only_when_the_batch_commits(repo, tmp_path):
-    files = [os.urandom(3000) for _ in range(3)]
-    shas = [hashlib.sha1(c).hexdigest() for c in files]
-    wrong = hashlib.sha1(b"what the name promises").hexdigest()
-    with repo.storage.begin_batch() as batch:
-        for sha, content in zip(shas, files):
-            assert not repo.put_blob(sha, io.BytesIO(content), batch=batch).skipped
-        with pytest.raises(VerificationFailed):
-            repo.put_blob(wrong, io.BytesIO(b"something else"), batch=batch)
-        assert not any(repo.has_blob(sha) for sha in shas), "no name before the barrier"
-        assert not list(repo.storage.list("blobs/"))
-    assert all(repo.get_blob(sha).read() == content for sha, content in zip(shas, files))
-    assert not repo.has_blob(wrong)
-    leftovers = [p for p in (tmp_path / "repo" / "blobs").rglob("*") if p.is_file() and p.name.startswith(".tmp-")]
-    assert leftovers == []
-
-
-def test_a_batch_that_fails_names_nothing_and_leaves_no_temporary_file(repo, tmp_path):
+def test_a_pack_writer_that_fails_leaves_its_open_pack_unstored(repo, tmp_path):
     content = os.urandom(3000)
     sha = hashlib.sha1(content).hexdigest()
-    with pytest.raises(RuntimeError), repo.storage.begin_batch() as batch:
-        repo.put_blob(sha, io.BytesIO(content), batch=batch)
+    with pytest.raises(RuntimeError), repo.pack_writer() as writer:
+        writer.add(sha, io.BytesIO(content))
         raise RuntimeError("the backup failed")
-    assert not repo.has_blob(sha)
-    assert [p for p in (tmp_path / "repo" / "blobs").rglob("*") if p.is_file()] == []
+    assert not Repository.open(str(tmp_path / "repo"), passphrase()).has_blob(sha)
+    assert _files(tmp_path / "repo") == ["config"]
+
+
+def test_threads_adding_the_same_content_store_it_once(repo):
+    content = os.urandom(20_000)
+    sha = hashlib.sha1(content).hexdigest()
+    with repo.pack_writer() as writer, ThreadPoolExecutor(8) as pool:
+        puts = list(pool.map(lambda _: writer.add(sha, io.BytesIO(content)), range(16)))
+    assert sum(not p.skipped for p in puts) == 1
+    assert {p.stored_bytes for p in puts} == {puts[0].stored_bytes}
+    assert repo.get_blob(sha).read() == content
+
+
+def test_blobs_swapped_inside_a_pack_are_detected(repo, tmp_path):
+    a, b = os.urandom(3000), os.urandom(3000)
+    with repo.pack_writer() as writer:
+        for content in (a, b):
+            writer.add(hashlib.sha1(content).hexdigest(), io.BytesIO(content))
+    index = repo.blob_index()
+    la, lb = index.get(hashlib.sha1(a).hexdigest()), index.get(hashlib.sha1(b).hexdigest())
+    assert la.pack == lb.pack and la.length == lb.length
+    pack = tmp_path / "repo" / "packs" / la.pack[:2] / la.pack
+    data = bytearray(pack.read_bytes())
+    data[la.offset:la.offset + la.length], data[lb.offset:lb.offset + lb.length] = \
+        data[lb.offset:lb.offset + lb.length], data[la.offset:la.offset + la.length]
+    pack.write_bytes(bytes(data))
+    with pytest.raises(VerificationFailed, match=f"blobs/{hashlib.sha1(a).hexdigest()[:2]}/"):
+        repo.get_blob(hashlib.sha1(a).hexdigest()).read()
 
 
 def test_an_object_moved_to_another_name_is_detected(repo, tmp_path):
@@ -214,11 +250,22 @@ def test_a_changed_config_is_detected(repo, tmp_path):
 def test_a_newer_format_version_is_refused_with_advice(repo, tmp_path):
     config_path = tmp_path / "repo" / "config"
     config = json.loads(config_path.read_text())
-    config["version"] = 2
+    config["version"] = 3
     config_path.write_text(json.dumps(config))
-    with pytest.raises(UsageError, match="format version 2") as caught:
+    with pytest.raises(UsageError, match="format version 3") as caught:
         Repository.open(str(tmp_path / "repo"), passphrase())
     assert caught.value.hint == "upgrade erpops"
+
+
+def test_a_repository_of_format_version_1_is_refused_with_advice(repo, tmp_path):
+    """Version 1 (one object per blob) was only made by development builds before packs."""
+    config_path = tmp_path / "repo" / "config"
+    config = json.loads(config_path.read_text())
+    config["version"] = 1
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(UsageError, match="format version 1") as caught:
+        Repository.open(str(tmp_path / "repo"), passphrase())
+    assert "erpops repo init" in caught.value.hint
 
 
 def test_rekey_changes_the_wrapping_key_without_rewriting_data(repo, tmp_path):
@@ -244,7 +291,7 @@ def test_repo_init_and_rekey_from_the_command_line(erpops, tmp_path):
     made = erpops("repo", "init", str(target), "--key-file", str(key_file), "--compression-level", "6", "--json")
     assert made.returncode == 0, made.output
     doc = json.loads(made.stdout)
-    assert doc["format_version"] == 1 and doc["key_slots"] == ["keyfile"] and doc["compression"]["level"] == 6
+    assert doc["format_version"] == 2 and doc["key_slots"] == ["keyfile"] and doc["compression"]["level"] == 6
     assert oct(key_file.stat().st_mode & 0o777) == "0o600" and "created key file" in made.stderr
     assert key_file.read_text().strip() not in made.output + (target / "config").read_text()
 
