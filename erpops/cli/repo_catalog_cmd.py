@@ -166,9 +166,9 @@ def verify_cmd(backup_id: Optional[str] = typer.Argument(None, metavar="ID", hel
 
 
 def prune_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be kept or removed, and which rule keeps each backup; change nothing."),
-              grace: str = typer.Option("24h", "--grace", help="Leave debris and unreferenced blobs younger than this (a backup may be running)."),
+              grace: str = typer.Option("24h", "--grace", help="Leave debris and unreferenced filestore packs younger than this (a backup may be running)."),
               env: Optional[str] = _ENV, json: bool = _JSON) -> None:
-    """Apply the repository's retention rules, then remove debris and unreferenced filestore blobs.
+    """Apply the repository's retention rules, then remove debris and filestore packs no backup references.
 
     Works on the environment's repository: the rules apply to each environment and tenant in it
     separately. Never removes the newest verified backup. Objects still under Object Lock are reported and skipped.

@@ -35,13 +35,15 @@ def show_prune(doc: dict) -> None:
         temp = doc["temporaries"]
         out.print(f"temporary files left by interrupted writes: {verb} {temp['removed']} "
                   f"({format_size(temp['removed_bytes'])})", markup=False)
-    blobs = doc["blobs"]
-    if blobs["skipped_reason"]:
-        out.print(f"blobs: not pruned: {blobs['skipped_reason']}", markup=False)
+    packs = doc["packs"]
+    if packs["skipped_reason"]:
+        out.print(f"packs: not pruned: {packs['skipped_reason']}", markup=False)
     else:
-        out.print(f"blobs: {blobs['total']} stored, {blobs['unreferenced']} unreferenced; {verb} {blobs['removed']} "
-                  f"({format_size(blobs['removed_bytes'])}), {blobs['young']} younger than the grace period kept, "
-                  f"{blobs['locked']} under Object Lock", markup=False)
+        out.print(f"packs: {packs['total']} stored, {packs['unreferenced']} unreferenced, {packs['unindexed']} without "
+                  f"an index; {verb} {packs['removed']} ({format_size(packs['removed_bytes'])}), {packs['young']} "
+                  f"younger than the grace period kept, {packs['locked']} under Object Lock; "
+                  f"{format_size(packs['unused_bytes'])} of unreferenced blobs stay in packs still in use",
+                  markup=False)
     for item in doc["cannot_delete"]:
         out.print(f"cannot delete {item['key']} until {item['until']:%Y-%m-%dT%H:%M:%SZ} (Object Lock)", markup=False)
     for error in doc["errors"]:

@@ -1,4 +1,4 @@
-"""`repo prune`: apply retention, remove debris and unreferenced blobs.
+"""`repo prune`: apply retention, remove debris and packs no backup references.
 
 Order matters, so that an interrupted prune never leaves a backup that looks
 complete but is not:
@@ -9,21 +9,29 @@ complete but is not:
 2. Debris: backup directories without a manifest (an interrupted backup, or an
    interrupted prune) are removed once everything in them is older than the
    grace period; a younger one may be a backup still running.
-3. Blobs (filestore files) referenced by no remaining manifest are removed once
-   older than the grace period: a running backup may have uploaded them and not
-   yet written its manifest.
+3. Packs (the filestore blobs, packs.py): a pack is referenced while any blob
+   its index lists is named by a remaining manifest. An unreferenced pack is
+   removed once it and its index are older than the grace period (a running
+   backup may have stored it and not yet written its manifest): its index
+   FIRST, so that no index ever names a missing pack, then the pack. A pack
+   without an index (a writer killed between the two) is invisible debris,
+   removed after the grace period too.
+
+Limit: packs are never rewritten. A pack that holds one referenced blob keeps
+all its unreferenced ones; their stored bytes are reported as ``unused_bytes``.
 
 With Object Lock, an object still under retention cannot be deleted (on S3 a
 plain delete would only hide it behind a delete marker): it is reported as
 "cannot delete until DATE" and left alone; for a backup whose manifest is still
-retained, nothing of it is touched. A manifest that cannot be read stops the
-blob step (its blobs are unknown, so no blob can be called unreferenced).
+retained, nothing of it is touched. A manifest or a pack index that cannot be
+read stops the pack step: the blobs it names are unknown, so no pack can be
+called unreferenced (and the pack of an unreadable index would look unindexed).
 
 While it deletes, prune holds the repository lock ``prune`` and refuses to run
-while a backup holds its lock (checked at the start and again before the blob
-step). A backup that starts during the blob step itself could still reuse a
-blob being deleted; its verify (``erpops backup --verify``, ``repo verify``)
-would report the blob missing.
+while a backup holds its lock (checked at the start and again before the pack
+step). A backup that starts during the pack step itself could still reuse a
+blob of a pack being deleted; its verify (``erpops backup --verify``,
+``repo verify``) would report the blob missing.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from datetime import datetime, timedelta, timezone
 from erpops.errors import ErpopsError
 from erpops.repo.catalog import list_backups
 from erpops.repo.manifest import BACKUPS_PREFIX, MANIFEST_NAME
+from erpops.repo.packs import BlobIndex, index_key, iter_pack_keys, pack_key
 from erpops.repo.retention import Point, Policy, decide
 from erpops.repo.storage import ObjectNotFound
 
@@ -52,8 +61,9 @@ class PruneResult:
     grace_s: float
     backups: list[dict] = field(default_factory=list)  # one row per backup: keep/remove and why
     debris: list[dict] = field(default_factory=list)
-    blobs: dict = field(default_factory=lambda: {"total": 0, "unreferenced": 0, "removed": 0, "removed_bytes": 0,
-                                                 "young": 0, "locked": 0, "skipped_reason": None})
+    packs: dict = field(default_factory=lambda: {"total": 0, "unreferenced": 0, "removed": 0, "removed_bytes": 0,
+                                                 "young": 0, "locked": 0, "unindexed": 0, "unused_bytes": 0,
+                                                 "skipped_reason": None})
     temporaries: dict = field(default_factory=lambda: {"removed": 0, "removed_bytes": 0})  # local: killed writers'
     cannot_delete: list[dict] = field(default_factory=list)  # {"key", "until"}
     errors: list[str] = field(default_factory=list)
@@ -156,16 +166,24 @@ def _prune(repo, policy: Policy, grace: float, now: datetime, result: PruneResul
 
     remaining = [e for e in entries if e.backup_id not in removed]
     if any(e.manifest is None for e in remaining):
-        result.blobs["skipped_reason"] = "a manifest is unreadable, so no blob can be known to be unreferenced"
+        result.packs["skipped_reason"] = "a manifest is unreadable, so no pack can be known to be unreferenced"
         return
     if not result.dry_run:
-        # a backup that started meanwhile may be about to reference an old blob: stop before the blob step
+        # a backup that started meanwhile may be about to reference an old blob: stop before the pack step
         _check_no_backup_running(repo)
+    # read after the manifests: a pack indexed since then is a running backup's, younger than the grace period
+    index = repo.blob_index(reload=True)
+    if index.unreadable:
+        key, why = index.unreadable[0]
+        more = f" (and {len(index.unreadable) - 1} more)" if len(index.unreadable) > 1 else ""
+        result.packs["skipped_reason"] = (f"pack index {key}{more} cannot be read ({why}), so the blobs it lists "
+                                          "are unknown and no pack can be known to be unreferenced")
+        return
     referenced = set()
     for e in remaining:
-        referenced.update(o.key for o in e.manifest.objects if o.kind == "blob")
-        referenced.update(repo.blob_key(f.sha1) for f in e.manifest.files)
-    _prune_blobs(repo, deleter, referenced, grace, now, result)
+        referenced.update(o.sha1 or o.key.rsplit("/", 1)[-1] for o in e.manifest.objects if o.kind == "blob")
+        referenced.update(f.sha1 for f in e.manifest.files)
+    _prune_packs(repo, deleter, index, referenced, grace, now, result)
 
 
 def _remove_backup(deleter: _Deleter, backup_id: str, dirs: dict[str, list[str]], dry_run: bool) -> str:
@@ -225,29 +243,50 @@ def _prune_temporaries(repo, grace: float, now: datetime, result: PruneResult) -
         result.temporaries["removed_bytes"] += size
 
 
-def _prune_blobs(repo, deleter: _Deleter, referenced: set[str], grace: float, now: datetime,
+def _prune_packs(repo, deleter: _Deleter, index: BlobIndex, referenced: set[str], grace: float, now: datetime,
                  result: PruneResult) -> None:
-    counts = result.blobs
-    for key in repo.storage.list("blobs/"):
-        counts["total"] += 1
-        if key in referenced:
+    counts = result.packs
+    stored = dict(iter_pack_keys(repo))  # listed after the index was read: a pack indexed since looks unindexed
+    counts["total"] = len(stored)
+    for pack_id, info in index.packs.items():
+        if any(sha in referenced for sha, _ in info.blobs):
+            counts["unused_bytes"] += sum(loc.length for sha, loc in info.blobs if sha not in referenced)
             continue
         counts["unreferenced"] += 1
+        _remove_pack(repo, deleter, [index_key(pack_id), pack_key(pack_id)], grace, now, result)
+    for pack_id, key in stored.items():
+        if pack_id not in index.packs:
+            counts["unindexed"] += 1
+            _remove_pack(repo, deleter, [key], grace, now, result)
+
+
+def _remove_pack(repo, deleter: _Deleter, keys: list[str], grace: float, now: datetime, result: PruneResult) -> None:
+    """Remove ``keys`` (a pack's index, then the pack) in that order, once all are older than
+    the grace period and out of Object Lock retention; stop at the first that stays."""
+    counts = result.packs
+    stats = []
+    for key in keys:
         try:
-            stat = repo.storage.stat(key)
+            stats.append(repo.storage.stat(key))
         except ObjectNotFound:
-            continue
-        if stat.modified is not None and now - stat.modified < timedelta(seconds=grace):
-            counts["young"] += 1
-            continue
-        until = deleter.retained_until(key, stat)
-        if until is not None:
-            counts["locked"] += 1
-            deleter.blocked(key, until)
-            continue
-        if result.dry_run or deleter.delete(key, stat):
-            counts["removed"] += 1
-            counts["removed_bytes"] += stat.size
+            continue  # gone meanwhile, or an index whose pack is gone: what is left still goes
+        except ErpopsError as exc:
+            result.errors.append(f"{key}: {exc.message}")
+            return
+    if not stats:
+        return
+    if any(s.modified is not None and now - s.modified < timedelta(seconds=grace) for s in stats):
+        counts["young"] += 1
+        return
+    retained = [until for s in stats if (until := deleter.retained_until(s.key, s)) is not None]
+    if retained:
+        counts["locked"] += 1
+        deleter.blocked(stats[-1].key, max(retained))  # one line per pack: it goes once its index may go too
+        return
+    if not result.dry_run and not all(deleter.delete(s.key, s) for s in stats):
+        return  # all() stops at the first failure: an index that stays keeps its pack
+    counts["removed"] += 1
+    counts["removed_bytes"] += sum(s.size for s in stats)
 
 
 __all__ = ["DEFAULT_GRACE", "PruneResult", "prune"]

@@ -239,10 +239,15 @@ class Repository:
     def read_blob_at(self, sha1: str, location: BlobLocation) -> DecryptingReader:
         source = self.storage.get_range(pack_key(location.pack), location.offset, location.length)
         try:
-            return DecryptingReader(source, self._master, self.blob_key(sha1))
+            return self.open_blob(sha1, source)
         except BaseException:
             source.close()
             raise
+
+    def open_blob(self, sha1: str, source) -> DecryptingReader:
+        """The plaintext of blob ``sha1`` from ``source``, a reader of its stored bytes
+        (for callers that read several blobs of a pack at once, like deep verify)."""
+        return DecryptingReader(source, self._master, self.blob_key(sha1))
 
     def describe(self) -> dict:
         """What `repo init`/`repo rekey` report: no secrets, no wrapped keys."""

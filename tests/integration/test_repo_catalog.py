@@ -3,7 +3,8 @@
 Backups are built directly with Repository + write_manifest (the contract the
 backup command fulfils), in a local directory and in a real SeaweedFS S3.
 Damage is done to the stored bytes themselves: a flipped byte, a truncation, a
-deletion.
+deletion. Filestore blobs live in packs (packs.py): damage to a blob is done
+at its offset inside its pack.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import textwrap
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,7 @@ from erpops.errors import ExitCode
 from erpops.repo import keys
 from erpops.repo.catalog import list_backups
 from erpops.repo.manifest import FileEntry, Manifest, ObjectEntry, new_backup_id, object_name, write_manifest
+from erpops.repo.packs import BlobLocation, index_key, pack_key
 from erpops.repo.prune import prune
 from erpops.repo.repository import ObjectLock, Repository
 from erpops.repo.retention import Policy
@@ -52,27 +55,32 @@ class Built:
     def key(self, kind: str) -> str:
         return next(o.key for o in self.manifest.objects if o.kind == kind)
 
+    def sha1s(self) -> list[str]:
+        return [o.sha1 for o in self.manifest.objects if o.kind == "blob"]
+
     @property
     def manifest_key(self) -> str:
         return f"objects/{object_name(self.id, 'manifest.json')}"
 
 
 def make_backup(repo, environment: str, tenant: str, at: datetime, files: list[bytes], *,
-                verified: bool = False) -> Built:
-    """A backup as `erpops backup` makes it: db dump, blobs, then the manifest last."""
+                verified: bool = False, packed: bool = False) -> Built:
+    """A backup as `erpops backup` makes it: db dump, blobs, then the manifest last.
+    Each file in a pack of its own, or (``packed``) all in one pack as a backup writes them."""
     backup_id = new_backup_id(environment, tenant, at)
     dump = b"PGDMP" + os.urandom(6000) + b"retail" * 2000
     put = repo.put_object(object_name(backup_id, "db.dump"), io.BytesIO(dump))
     objects = [ObjectEntry(key=put.key, kind="db", plain_bytes=len(dump), stored_bytes=put.stored_bytes,
                            sha256=hashlib.sha256(dump).hexdigest())]
     entries = []
-    for content in files:
-        sha1 = hashlib.sha1(content).hexdigest()
-        blob = repo.put_blob(sha1, io.BytesIO(content))
-        stored = repo.storage.stat(blob.key).size if blob.skipped else blob.stored_bytes
-        objects.append(ObjectEntry(key=blob.key, kind="blob", plain_bytes=len(content), stored_bytes=stored,
-                                   sha1=sha1, new=not blob.skipped))
-        entries.append(FileEntry(store_fname=f"{sha1[:2]}/{sha1}", sha1=sha1, size=len(content), attachment_ids=[1]))
+    with repo.pack_writer() as writer:  # stores its pack on leaving, before the manifest names its blobs
+        for content in files:
+            sha1 = hashlib.sha1(content).hexdigest()
+            blob = (writer.add if packed else repo.put_blob)(sha1, io.BytesIO(content))
+            objects.append(ObjectEntry(key=blob.key, kind="blob", plain_bytes=len(content),
+                                       stored_bytes=blob.stored_bytes, sha1=sha1, new=not blob.skipped))
+            entries.append(FileEntry(store_fname=f"{sha1[:2]}/{sha1}", sha1=sha1, size=len(content),
+                                     attachment_ids=[1]))
     manifest = Manifest(backup_id=backup_id, environment=environment, tenant=tenant, started_at=at,
                         finished_at=at + timedelta(seconds=9), snapshot_at=at + timedelta(seconds=1), duration_s=9.0,
                         erpops_version="test", pg_version="15.18", odoo_version="17.0", modules={"base": "17.0.1.3"},
@@ -120,6 +128,12 @@ def flip(path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset % len(data)] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def located(repo, sha1: str) -> tuple[Path, BlobLocation]:
+    """The file of the pack holding blob ``sha1`` (local repository), and where in it the blob lies."""
+    location = repo.blob_index().get(sha1)
+    return repo.storage.root / pack_key(location.pack), location
 
 
 # --- list and show ---------------------------------------------------------------
@@ -170,8 +184,12 @@ def test_deep_verify_names_an_object_with_a_flipped_byte(local_repo, tmp_path, e
     inventory(tmp_path, local_repo)
     built = make_backup(local_repo, "prod", "store_nord", T0, [file(1, 9000), file(2)])
     key = built.manifest_key if kind == "manifest" else built.key(kind)
-    path = local_repo.storage.root / key
-    flip(path, {"header": 20, "middle": path.stat().st_size // 2, "last byte": -1}[where])
+    path, start, size = local_repo.storage.root / key, 0, None
+    if kind == "blob":
+        path, location = located(local_repo, built.sha1s()[0])
+        start, size = location.offset, location.length
+    size = size or path.stat().st_size
+    flip(path, start + {"header": 20, "middle": size // 2, "last byte": size - 1}[where])
     result = erpops("repo", "verify", built.id, "--deep", "-e", "prod", "--json")
     assert result.returncode == ExitCode.VERIFY, result.output
     doc = json.loads(result.stdout)
@@ -180,13 +198,42 @@ def test_deep_verify_names_an_object_with_a_flipped_byte(local_repo, tmp_path, e
     assert key in result.stderr and "Traceback" not in result.output
 
 
+def test_verify_finds_a_blob_damaged_inside_a_pack_of_many_and_names_the_pack(local_repo, tmp_path, erpops):
+    inventory(tmp_path, local_repo)
+    built = make_backup(local_repo, "prod", "store_nord", T0, [file(n, 2000 + 500 * n) for n in range(6)], packed=True)
+    victim = built.sha1s()[3]
+    path, location = located(local_repo, victim)
+    assert {located(local_repo, sha)[0] for sha in built.sha1s()} == {path}, "one pack holds them all"
+    assert location.offset > 0
+    assert erpops("repo", "verify", "--deep", "-e", "prod").returncode == 0
+    flip(path, location.offset + location.length // 2)
+    assert erpops("repo", "verify", "-e", "prod").returncode == 0, "a flipped byte inside a chunk needs --deep"
+    result = erpops("repo", "verify", "--deep", "-e", "prod", "--json")
+    assert result.returncode == ExitCode.VERIFY, result.output
+    [finding] = json.loads(result.stdout)["backups"][0]["findings"]
+    pack = pack_key(location.pack)
+    assert finding["key"] == f"blobs/{victim[:2]}/{victim}" and finding["problem"].startswith("fails decryption")
+    assert f"in pack {pack} at offset {location.offset}" in finding["problem"]
+    assert finding["key"] in result.stderr and pack in result.stderr
+
+    # truncated: every blob of the pack is named (the pack is not the size its index records), quick and deep
+    flip(path, location.offset + location.length // 2)  # repaired
+    path.write_bytes(path.read_bytes()[:-40])
+    for extra in ([], ["--deep"]):
+        result = erpops("repo", "verify", "-e", "prod", "--json", *extra)
+        assert result.returncode == ExitCode.VERIFY, result.output
+        findings = json.loads(result.stdout)["backups"][0]["findings"]
+        assert {f["key"] for f in findings} == {f"blobs/{sha[:2]}/{sha}" for sha in built.sha1s()}
+        assert all(f["problem"].startswith(f"is truncated: its pack {pack} holds") for f in findings)
+
+
 @pytest.mark.parametrize("kind", ["db", "blob"])
 def test_a_truncated_object_fails_quick_and_deep_verify(local_repo, tmp_path, erpops, kind):
     inventory(tmp_path, local_repo)
     make_backup(local_repo, "prod", "store_nord", T0 - DAY, [file(1, 9000)])
     built = make_backup(local_repo, "prod", "store_nord", T0, [file(2, 9000)])
     other = make_backup(local_repo, "prod", "store_sud", T0 - DAY, [file(3)])
-    path = local_repo.storage.root / built.key(kind)
+    path = located(local_repo, built.sha1s()[0])[0] if kind == "blob" else local_repo.storage.root / built.key(kind)
     path.write_bytes(path.read_bytes()[:-40])
     for extra in ([], ["--deep"]):
         result = erpops("repo", "verify", "-e", "prod", "--json", *extra)  # the latest backup of each tenant
@@ -201,19 +248,42 @@ def test_quick_verify_catches_a_missing_object_and_passes_a_sound_backup(local_r
     broken = make_backup(local_repo, "prod", "store_nord", T0, [file(2)])
     passed = erpops("repo", "verify", sound.id, "-e", "prod")
     assert passed.returncode == 0 and "quick verify passed" in passed.stdout
-    (local_repo.storage.root / broken.key("blob")).unlink()
+    path, location = located(local_repo, broken.sha1s()[0])
+    path.unlink()
     result = erpops("repo", "verify", "--all", "-e", "prod", "--json")
     assert result.returncode == ExitCode.VERIFY
     doc = json.loads(result.stdout)
     assert [b["ok"] for b in doc["backups"]] == [True, False]
-    assert doc["backups"][1]["findings"] == [{"key": broken.key("blob"), "problem": "is missing"}]
+    assert doc["backups"][1]["findings"] == [
+        {"key": broken.key("blob"), "problem": f"is missing: its pack {pack_key(location.pack)} is gone"}]
+    # without its index, a pack is invisible: the blob is in no pack
+    (local_repo.storage.root / index_key(location.pack)).unlink()
+    result = erpops("repo", "verify", broken.id, "-e", "prod", "--json")
+    assert json.loads(result.stdout)["backups"][0]["findings"] == [
+        {"key": broken.key("blob"), "problem": "is missing (no pack index lists it)"}]
+
+
+def test_an_unreadable_pack_index_is_reported_once_and_named_in_missing_blobs(local_repo, tmp_path, erpops):
+    inventory(tmp_path, local_repo)
+    make_backup(local_repo, "prod", "store_nord", T0 - DAY, [file(1)])
+    second = make_backup(local_repo, "prod", "store_nord", T0, [file(2)])
+    pack = local_repo.blob_index().get(second.sha1s()[0]).pack
+    flip(local_repo.storage.root / index_key(pack), 100)
+    result = erpops("repo", "verify", "--all", "-e", "prod", "--json")
+    assert result.returncode == ExitCode.VERIFY, result.output
+    reports = json.loads(result.stdout)["backups"]
+    assert [f["key"] for f in reports[0]["findings"]] == [index_key(pack)], "once, with the first backup"
+    assert "cannot be read" in reports[0]["findings"][0]["problem"]
+    [missing] = reports[1]["findings"]
+    assert missing["key"] == second.key("blob") and "1 pack index object(s) cannot be read" in missing["problem"]
 
 
 def test_a_blob_shared_by_backups_is_checked_once_and_reported_for_each(local_repo):
     shared = file(1, 5000)
     first = make_backup(local_repo, "prod", "store_nord", T0 - DAY, [shared])
     second = make_backup(local_repo, "prod", "store_nord", T0, [shared, file(2)])
-    flip(local_repo.storage.root / first.key("blob"), 300)
+    path, location = located(local_repo, first.sha1s()[0])
+    flip(path, location.offset + 300)
     reports = verify_all(local_repo, [first.id, second.id], deep=True)
     assert [[f.key for f in r.findings] for r in reports] == [[first.key("blob")], [first.key("blob")]]
     assert "fails decryption" in reports[0].findings[0].problem
@@ -236,6 +306,20 @@ def age(repo, key: str) -> None:
     os.utime(repo.storage.root / key, (OLD, OLD))
 
 
+def age_object(repo, entry: ObjectEntry) -> None:
+    """Age a manifest's object: for a blob, its pack and the pack's index."""
+    if entry.kind != "blob":
+        return age(repo, entry.key)
+    pack = repo.blob_index().get(entry.sha1).pack
+    age(repo, pack_key(pack))
+    age(repo, index_key(pack))
+
+
+def pack_files(repo, sha1: str) -> list[Path]:
+    pack = repo.blob_index().get(sha1).pack
+    return [repo.storage.root / pack_key(pack), repo.storage.root / index_key(pack)]
+
+
 def test_prune_applies_the_rules_keeps_the_newest_verified_and_cleans_debris_and_blobs(local_repo, tmp_path, erpops):
     inventory(tmp_path, local_repo, "{keep_last: 2}")
     shared = file(0)
@@ -244,7 +328,7 @@ def test_prune_applies_the_rules_keeps_the_newest_verified_and_cleans_debris_and
     other_tenant = make_backup(local_repo, "prod", "store_sud", T0 - 9 * DAY, [file(30)])
     for b in backups[2:]:
         for o in b.manifest.objects:
-            age(local_repo, o.key)
+            age_object(local_repo, o)
     # debris: an interrupted backup, old; and a running one, young
     old_debris = local_repo.put_object(object_name(new_backup_id("prod", "store_nord", T0 - 20 * DAY), "db.dump"),
                                        io.BytesIO(b"partial")).key
@@ -263,6 +347,7 @@ def test_prune_applies_the_rules_keeps_the_newest_verified_and_cleans_debris_and
     assert "newest verified" in table.stdout and "would remove" in table.stdout
     assert len(list_backups(local_repo)) == 6, "a dry run changes nothing"
 
+    unique_packs = {b.id: pack_files(local_repo, b.sha1s()[-1]) for b in backups}
     done = erpops("repo", "prune", "-e", "prod", "--json")
     assert done.returncode == 0, done.output
     doc = json.loads(done.stdout)
@@ -272,35 +357,81 @@ def test_prune_applies_the_rules_keeps_the_newest_verified_and_cleans_debris_and
         assert not any((local_repo.storage.root / o.key).exists() for o in gone.manifest.objects if o.kind != "blob")
         assert not (local_repo.storage.root / "objects/backups" / gone.id).exists() or \
             not any((local_repo.storage.root / "objects/backups" / gone.id).iterdir())
-        unique_blob = gone.manifest.objects[-1].key
-        assert not (local_repo.storage.root / unique_blob).exists(), "old unreferenced blob removed"
-    assert (local_repo.storage.root / backups[0].manifest.objects[1].key).exists(), "shared blob kept"
+        assert not any(p.exists() for p in unique_packs[gone.id]), "old unreferenced pack and its index removed"
+    assert all(p.exists() for p in pack_files(local_repo, backups[0].sha1s()[0])), "shared blob's pack kept"
     assert not (local_repo.storage.root / old_debris).exists()
     assert (local_repo.storage.root / young_debris).exists(), "young debris may be a running backup"
-    assert doc["blobs"]["removed"] == 2
+    assert doc["packs"]["removed"] == 2 and doc["packs"]["unreferenced"] == 2 and doc["packs"]["unused_bytes"] == 0
+    assert doc["packs"]["total"] == 7 and doc["packs"]["unindexed"] == 0
     # every remaining backup still verifies deeply
+    local_repo.blob_index(reload=True)  # this process's index still lists the packs the CLI removed
     assert all(r.ok for r in verify_all(local_repo, sorted(remaining), deep=True))
 
 
-def test_unreferenced_blobs_younger_than_the_grace_period_stay(local_repo, tmp_path, erpops):
+def test_unreferenced_packs_younger_than_the_grace_period_stay(local_repo, tmp_path, erpops):
     inventory(tmp_path, local_repo, "{keep_last: 1}")
     make_backup(local_repo, "prod", "store_nord", T0 - DAY, [file(1)])
     make_backup(local_repo, "prod", "store_nord", T0, [file(2)])
-    orphan = local_repo.put_blob(hashlib.sha1(b"uploaded by a running backup").hexdigest(),
-                                 io.BytesIO(b"uploaded by a running backup")).key
-    killed = local_repo.storage.root / "blobs" / "ab" / (".tmp-ab" + "0" * 38 + "-123456")  # a writer killed -9
+    orphan = hashlib.sha1(b"uploaded by a running backup").hexdigest()
+    local_repo.put_blob(orphan, io.BytesIO(b"uploaded by a running backup"))
+    orphan_files = pack_files(local_repo, orphan)
+    unindexed = local_repo.storage.root / pack_key("cd" * 16)  # a writer killed between pack and index
+    unindexed.parent.mkdir(parents=True, exist_ok=True)
+    unindexed.write_bytes(b"a pack without its index")
+    killed = local_repo.storage.root / "packs" / "ab" / (".tmp-ab" + "0" * 30 + "-123456")  # a writer killed -9
     killed.parent.mkdir(parents=True, exist_ok=True)
-    killed.write_bytes(b"half a blob")
+    killed.write_bytes(b"half a pack")
     done = erpops("repo", "prune", "-e", "prod", "--json")
     doc = json.loads(done.stdout)
-    assert doc["blobs"]["young"] == 2 and doc["blobs"]["removed"] == 0  # the removed backup's blob is new too
-    assert (local_repo.storage.root / orphan).exists() and killed.exists()
+    assert doc["packs"]["young"] == 3 and doc["packs"]["removed"] == 0  # the removed backup's pack is new too
+    assert doc["packs"]["unindexed"] == 1 and doc["packs"]["total"] == 4
+    assert all(p.exists() for p in orphan_files) and unindexed.exists() and killed.exists()
     assert doc["temporaries"]["removed"] == 0
     forced = erpops("repo", "prune", "-e", "prod", "--grace", "0s", "--json")
-    assert json.loads(forced.stdout)["blobs"]["removed"] == 2 and not (local_repo.storage.root / orphan).exists()
+    packs = json.loads(forced.stdout)["packs"]
+    assert packs["removed"] == 3 and packs["unindexed"] == 1 and packs["total"] == 4
+    assert not any(p.exists() for p in orphan_files) and not unindexed.exists()
     assert json.loads(forced.stdout)["temporaries"] == {"removed": 1, "removed_bytes": 11} and not killed.exists()
+    human = erpops("repo", "prune", "-e", "prod")
+    assert "packs: 1 stored, 0 unreferenced, 0 without an index; removed 0" in human.stdout, human.output
     bad = erpops("repo", "prune", "-e", "prod", "--grace", "soon")
     assert bad.returncode == ExitCode.USAGE and "--grace" in bad.stderr
+
+
+def test_a_pack_holding_a_referenced_blob_is_kept_whole_and_its_unused_bytes_reported(local_repo, tmp_path, erpops):
+    inventory(tmp_path, local_repo, "{keep_last: 1}")
+    shared = file(1)
+    old = make_backup(local_repo, "prod", "store_nord", T0 - DAY, [shared, file(2)], packed=True)
+    new = make_backup(local_repo, "prod", "store_nord", T0, [shared, file(3)], packed=True)
+    both = pack_files(local_repo, old.sha1s()[0])
+    assert pack_files(local_repo, old.sha1s()[1]) == both, "the old backup's two blobs share one pack"
+    for o in old.manifest.objects + new.manifest.objects:
+        age_object(local_repo, o)
+    unused = local_repo.blob_index().get(old.sha1s()[1]).length
+    done = erpops("repo", "prune", "-e", "prod", "--json")
+    assert done.returncode == 0, done.output
+    packs = json.loads(done.stdout)["packs"]
+    assert packs["removed"] == 0 and packs["unreferenced"] == 0 and packs["unused_bytes"] == unused
+    assert all(p.exists() for p in both) and {e.backup_id for e in list_backups(local_repo)} == {new.id}
+    assert new.sha1s()[0] == old.sha1s()[0] and verify_backup(local_repo, new.id, deep=True).ok
+
+
+def test_an_unreadable_pack_index_stops_the_pack_step(local_repo, tmp_path, erpops):
+    inventory(tmp_path, local_repo, "{keep_last: 1}")
+    old = make_backup(local_repo, "prod", "store_nord", T0 - DAY, [file(1)])
+    make_backup(local_repo, "prod", "store_nord", T0, [file(2)])
+    for o in old.manifest.objects:
+        age_object(local_repo, o)
+    files = pack_files(local_repo, old.sha1s()[0])
+    flip(files[1], 80)
+    done = erpops("repo", "prune", "-e", "prod", "--grace", "0s", "--json")
+    assert done.returncode == 0, done.output
+    packs = json.loads(done.stdout)["packs"]
+    index = files[1].relative_to(local_repo.storage.root)
+    assert packs["removed"] == 0 and f"pack index {index} cannot be read" in packs["skipped_reason"]
+    assert all(p.exists() for p in files)
+    human = erpops("repo", "prune", "-e", "prod", "--grace", "0s")
+    assert "packs: not pruned: pack index" in human.stdout, human.output
 
 
 def test_prune_refuses_while_a_backup_holds_its_lock(local_repo, tmp_path, erpops):
@@ -342,12 +473,12 @@ def test_s3_verify_names_flipped_truncated_and_missing_objects(seaweedfs, s3_opt
     deep = verify_backup(repo, built.id, deep=True)
     assert [f.key for f in deep.findings] == [built.key("db")] and "fails decryption" in deep.findings[0].problem
 
-    blob = built.manifest.objects[1].key
-    rewrite(blob, lambda d: d[:-10])
-    client.delete_object(Bucket=bucket, Key=f"{prefix}/{built.manifest.objects[2].key}")
+    blob, gone = built.manifest.objects[1], built.manifest.objects[2]
+    rewrite(pack_key(repo.blob_index().get(blob.sha1).pack), lambda d: d[:-10])
+    client.delete_object(Bucket=bucket, Key=f"{prefix}/{pack_key(repo.blob_index().get(gone.sha1).pack)}")
     quick = verify_backup(repo, built.id, deep=False)
-    assert {f.key: f.problem.split(":")[0] for f in quick.findings} == {
-        blob: "is truncated", built.manifest.objects[2].key: "is missing"}
+    found = {f.key: f.problem.split(":")[0] for f in quick.findings}
+    assert found == {blob.key: "is truncated", gone.key: "is missing"}
 
 
 def test_s3_prune_with_object_lock_reports_what_it_cannot_delete_yet(seaweedfs, s3_options):
@@ -359,7 +490,9 @@ def test_s3_prune_with_object_lock_reports_what_it_cannot_delete_yet(seaweedfs, 
                            object_lock=ObjectLock("governance", 1))
     old = make_backup(repo, "prod", "store_nord", T0 - DAY, [file(1)])
     new = make_backup(repo, "prod", "store_nord", T0, [file(2)])
-    orphan = repo.put_blob(hashlib.sha1(b"orphan").hexdigest(), io.BytesIO(b"orphan")).key
+    orphan_sha = hashlib.sha1(b"orphan").hexdigest()
+    repo.put_blob(orphan_sha, io.BytesIO(b"orphan"))
+    orphan = pack_key(repo.blob_index().get(orphan_sha).pack)
     later = datetime.now(timezone.utc) + timedelta(hours=2)  # past the grace period, within the retention
     result = prune(repo, Policy(keep_last=1), grace=3600, now=later)
     rows = {r["backup_id"]: r for r in result.backups}
@@ -381,4 +514,5 @@ def test_s3_prune_with_object_lock_reports_what_it_cannot_delete_yet(seaweedfs, 
     result = prune(plain, Policy(keep_last=1), grace=3600, now=later)
     assert not result.cannot_delete and not result.errors
     assert [e.backup_id for e in list_backups(plain)] != [gone.id] and len(list_backups(plain)) == 1
-    assert result.blobs["removed"] == 1 and not any(k.startswith(f"objects/backups/{gone.id}/") for k in plain.storage.list())
+    assert result.packs["removed"] == 1
+    assert not any(k.startswith(f"objects/backups/{gone.id}/") for k in plain.storage.list())
