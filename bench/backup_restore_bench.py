@@ -260,6 +260,14 @@ def restore_available(lab: BenchLab) -> bool:
     return lab.erpops("restore", "--help").returncode == 0
 
 
+def settle() -> None:
+    """Write out what the previous method left dirty in the page cache, so that each
+    method starts on a quiet disk and does not pay for its predecessor's writeback."""
+    started = time.monotonic()
+    os.sync()
+    log(f"    (sync {time.monotonic() - started:.1f}s)")
+
+
 def du(path: Path) -> int:
     return sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(path) for n in names)
 
@@ -287,22 +295,26 @@ def main() -> None:
 
     env = lab.fresh_repository(work / "erpops-repo")
     log("1/8 erpops full backup")
+    settle()
     full = time_erpops(env, "backup", "-e", "lab", "--json")
     full["out_bytes"] = du(work / "erpops-repo")
     results["erpops_full"] = full
     log(f"    {full['wall_s']:.1f}s, peak RSS {full['rss_bytes'] / 2**20:.0f} MiB")
 
     log("2/8 Odoo-style zip (copy filestore, pg_dump --no-owner, zip deflate)")
+    settle()
     results["odoo_zip"] = odoo_zip(lab, work / "odoo.zip")  # kept for the Odoo-style restore
     log(f"    {results['odoo_zip']['wall_s']:.1f}s")
 
     log("3/8 raw tools (pg_dump -Fc -Z0 | zstd -1 -T2, tar | zstd -1 -T2)")
+    settle()
     results["raw"] = raw_tools(lab, work / "raw")  # kept for the raw restore
     log(f"    {results['raw']['wall_s']:.1f}s")
 
     count = max(1, math.ceil(sizes["files"] * 0.01))
     added = lab.add_attachments(count, sizes["filestore_bytes"] // max(sizes["files"], 1))
     log(f"4/8 second erpops backup after adding {count} attachments ({added / 1e6:.1f} MB, 1 % of the files)")
+    settle()
     second = time_erpops(env, "backup", "-e", "lab", "--json")
     results["erpops_second"] = second
     results["added"] = {"files": count, "bytes": added}
@@ -311,13 +323,16 @@ def main() -> None:
     if restore_available(lab):
         first_id = full["summary"]["backups"][0]["backup_id"]
         log(f"5/8 erpops restore of {first_id} --as bench_erpops --jobs 2")
+        settle()
         results["restore_erpops"] = restore_methods.erpops_restore(lab, env, first_id, time_erpops)
         log(f"    {results['restore_erpops']['wall_s']:.1f}s, peak RSS "
             f"{results['restore_erpops']['rss_bytes'] / 2**20:.0f} MiB")
         log("6/8 Odoo-style restore (extract the zip, psql -f dump.sql, move the filestore)")
+        settle()
         results["restore_odoo"] = restore_methods.odoo_style(lab, work / "odoo.zip")
         log(f"    {results['restore_odoo']['wall_s']:.1f}s")
         log("7/8 raw restore (zstd -d, pg_restore -j2, zstd -dc | tar -x)")
+        settle()
         results["restore_raw"] = restore_methods.raw_tools(lab, work / "raw")
         log(f"    {results['restore_raw']['wall_s']:.1f}s")
     else:
@@ -332,9 +347,11 @@ def main() -> None:
         small.warm_up()
         senv = small.fresh_repository(work / "erpops-repo-small")
         log(f"8/8 erpops full backup (and restore) at scale {args.small_scale:g} (RSS flatness)")
+        settle()
         results["erpops_small"] = time_erpops(senv, "backup", "-e", "lab", "--json")
         if "restore_erpops" in results:
             small_id = results["erpops_small"]["summary"]["backups"][0]["backup_id"]
+            settle()
             results["restore_small"] = restore_methods.erpops_restore(small, senv, small_id, time_erpops)
         shutil.rmtree(work / "erpops-repo-small")
         if not args.keep_lab:

@@ -22,6 +22,8 @@ def render(r: dict) -> str:
 
     vs_odoo, vs_raw = full["wall_s"] / odoo["wall_s"], full["wall_s"] / raw["wall_s"]
     ratio2 = second["wall_s"] / full["wall_s"]
+    up1, up2 = (_uploaded(full), _uploaded(second))
+    ratio2_bytes = up2 / max(up1, 1)
     rss = [full["rss_bytes"], second["rss_bytes"]] + ([r["erpops_small"]["rss_bytes"]] if "erpops_small" in r else [])
     rss_ok = max(rss) <= TARGETS["rss_mb"] * 2**20
     lines = [
@@ -38,8 +40,11 @@ def render(r: dict) -> str:
         f"(db {raw['db_s']:.1f} + files {raw['files_s']:.1f}) | {_mb(raw['out_bytes'])} | erpops {vs_raw:.2f}x "
         f"| <= {TARGETS['vs_raw']}x | {verdict(vs_raw <= TARGETS['vs_raw'])} |",
         f"| erpops second backup (+{r['added']['files']} files, {r['added']['bytes'] / 1e6:.0f} MB = 1 % of the files) "
-        f"| {second['wall_s']:.1f} s | {_mb((second['summary'] or {'backups': [{}]})['backups'][0].get('uploaded_bytes', 0))} uploaded "
+        f"| {second['wall_s']:.1f} s | {_mb(up2)} uploaded "
         f"| {ratio2:.2f}x the first | <= {TARGETS['second_vs_first']}x | {verdict(ratio2 <= TARGETS['second_vs_first'])} |",
+        f"| the same, in bytes written to the repository | — | {_mb(up2)} of the first's {_mb(up1)} "
+        f"| {ratio2_bytes:.3f}x the first | <= {TARGETS['second_vs_first']}x "
+        f"| {verdict(ratio2_bytes <= TARGETS['second_vs_first'])} |",
         f"| erpops peak RSS (process; largest process of its tree) | full {_mb(full['rss_bytes'])}; second "
         f"{_mb(second['rss_bytes'])} | tree {_mb(max(full['tree_rss_bytes'], second['tree_rss_bytes']))} | — "
         f"| <= {TARGETS['rss_mb']} MiB | {verdict(rss_ok)} |",
@@ -52,6 +57,10 @@ def render(r: dict) -> str:
                      f"{verdict(full['rss_bytes'] <= 1.25 * sm['rss_bytes'])} |")
     lines += _restore_rows(r, verdict)
     return "\n".join(lines) + "\n"
+
+
+def _uploaded(run: dict) -> int:
+    return sum(b.get("uploaded_bytes", 0) for b in (run.get("summary") or {}).get("backups", []))
 
 
 def _restore_rows(r: dict, verdict) -> list[str]:

@@ -293,4 +293,7 @@ def open_source(env, repo, *, backup: str | None, tenant: str | None, from_file:
             archive.close()
             raise
     manifest = select_backup(repo(), env.name, backup, tenant)
+    # A restore finds each blob through the pack index and needs only the file list:
+    # one entry per filestore file less keeps tens of megabytes out of memory.
+    manifest.objects = [o for o in manifest.objects if o.kind != "blob"]
     return repository_source(manifest), manifest, None

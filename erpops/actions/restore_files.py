@@ -74,7 +74,7 @@ class _FilesJob:
 
 
 @action("restore.filestore", risk=Risk.WRITE)
-def filestore(ctx: StepContext, background: bool = True, workers: int = 4) -> dict:
+def filestore(ctx: StepContext, background: bool = True, workers: int = 2) -> dict:
     """Write the backup's filestore files into the temporary filestore directory, each checked against its SHA-1.
 
     Only the files the manifest lists, in Odoo's layout

@@ -55,7 +55,7 @@ CODEC_ZSTD = 1
 
 # The incompressibility probe: compress a sample at the fastest level; if it
 # shrinks by less than this ratio, store the chunk raw.
-PROBE_SAMPLE = 64 * 1024
+PROBE_SAMPLE = 16 * 1024
 PROBE_RATIO = 0.95
 
 

@@ -347,27 +347,31 @@ class _Hashing:
 
 
 class _Parts:
-    """A reader over a list of byte strings, letting each go once it is read."""
+    """A reader over a list of byte strings, letting each go once it is read. A read
+    returns whole parts where it can (joined once), so a pack's bytes are copied once."""
 
     def __init__(self, parts: list[bytes]):
         self._parts = parts
         self._parts.reverse()
-        self._current = memoryview(b"")
+        self._current = b""
 
     def read(self, n: int = -1) -> bytes:
-        out: list[bytes] = []
+        out: list = []
         want = None if n is None or n < 0 else n
         while want is None or want > 0:
             if not self._current:
                 if not self._parts:
                     break
-                self._current = memoryview(self._parts.pop())
-            take = len(self._current) if want is None else min(want, len(self._current))
-            out.append(bytes(self._current[:take]))
-            self._current = self._current[take:]
+                self._current = self._parts.pop()
+            if want is None or len(self._current) <= want:
+                piece, self._current = self._current, b""
+            else:
+                view = memoryview(self._current)
+                piece, self._current = view[:want], bytes(view[want:])
+            out.append(piece)
             if want is not None:
-                want -= take
-        return b"".join(out)
+                want -= len(piece)
+        return out[0] if len(out) == 1 and isinstance(out[0], bytes) else b"".join(out)
 
 
 def iter_pack_keys(repo) -> Iterator[tuple[str, str]]:
