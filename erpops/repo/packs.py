@@ -24,6 +24,7 @@ memory stays bounded whatever the size of a file.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -189,8 +190,6 @@ class PackWriter:
         """Store the content ``reader`` yields as blob ``sha1`` unless the repository
         has it. The content must hash to ``sha1``: VerificationFailed otherwise, and
         nothing of it is kept."""
-        import hashlib
-
         key = self._repo.blob_key(sha1)
         while True:
             with self._lock:
@@ -276,8 +275,6 @@ class PackWriter:
         self._publish(pack_id, size, entries)
 
     def _store_alone(self, sha1: str, key: str, source: "_Chain") -> BlobPut:
-        import hashlib
-
         pack_id = os.urandom(16).hex()
         hashing = _Hashing(source, hashlib.sha1())
         sealed = self._seal(key, hashing)

@@ -343,6 +343,8 @@ def verify_manifest(repo, manifest: Manifest, *, deep: bool, checked: dict | Non
         if checked[entry.key]:
             report.findings.append(Finding(entry.key, checked[entry.key]))
     return report
+
+
 def verify_backup(repo, backup_id: str, *, deep: bool, checked: dict | None = None) -> VerifyReport:
     """Verify one stored backup. A manifest that cannot be read is itself a finding."""
     key = f"objects/{object_name(backup_id, 'manifest.json')}"
