@@ -11,6 +11,7 @@ refused with a clear message rather than backed up half.
 from __future__ import annotations
 
 import time
+from typing import Callable
 from urllib.parse import urlparse
 
 from erpops.actions import backup_run
@@ -26,10 +27,20 @@ def _info(client: Client, section: str) -> dict[str, str]:
     return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
 
 
-def bgsave(client: Client, ctx: StepContext, timeout: float) -> None:
-    """Start a BGSAVE and wait until it finished successfully."""
-    before = client.call("LASTSAVE")
+def bgsave(client: Client, sleep: Callable[[float], None], timeout: float) -> None:
+    """Start a BGSAVE and wait until it finished successfully.
+
+    Completion is told by INFO's ``rdb_saves`` counter (Redis 7), which the server
+    increments when it starts a save; LASTSAVE alone has one-second resolution, so two
+    backups within a second would wait for a change that never comes. Without the
+    counter (older Redis), wait for the server's clock to pass LASTSAVE first, so
+    that our save must change it."""
     deadline = time.monotonic() + timeout
+    saves_before = _saves(client)
+    before = client.call("LASTSAVE")
+    if saves_before is None:
+        while int(client.call("TIME")[0]) <= before and time.monotonic() < deadline:
+            sleep(0.1)
     while True:
         try:
             client.call("BGSAVE")
@@ -37,15 +48,24 @@ def bgsave(client: Client, ctx: StepContext, timeout: float) -> None:
         except RedisError as exc:  # one is already running (Redis's own save, a replica sync): wait for it
             if "in progress" not in str(exc) or time.monotonic() > deadline:
                 raise
-            ctx.sleep(0.2)
+            sleep(0.2)
     while time.monotonic() < deadline:
-        ctx.sleep(0.1)
         info = _info(client, "persistence")
-        if info.get("rdb_bgsave_in_progress") == "0" and client.call("LASTSAVE") != before:
-            if info.get("rdb_last_bgsave_status", "ok") != "ok":
-                raise StepError("redis BGSAVE failed (rdb_last_bgsave_status: err); see the redis log")
-            return
+        if info.get("rdb_bgsave_in_progress") == "0":
+            done = (int(info["rdb_saves"]) > saves_before if saves_before is not None
+                    else client.call("LASTSAVE") != before)
+            if done:
+                if info.get("rdb_last_bgsave_status", "ok") != "ok":
+                    raise StepError("redis BGSAVE failed (rdb_last_bgsave_status: err); see the redis log")
+                return
+        sleep(0.05)
     raise StepError(f"redis BGSAVE did not finish within {timeout:g}s", kind="timeout")
+
+
+def _saves(client: Client) -> int | None:
+    """How many RDB saves the server has started (INFO rdb_saves, Redis >= 7), or None."""
+    value = _info(client, "persistence").get("rdb_saves")
+    return int(value) if value is not None and value.strip().isdigit() else None
 
 
 @action("redis.snapshot", risk=Risk.WRITE)
@@ -82,7 +102,7 @@ def snapshot(ctx: StepContext, timeout: Duration = Duration("10m")) -> dict:
         if urlparse(url).scheme != "unix" and client.host not in LOCAL_HOSTS:
             raise StepError(f"redis at {client.host} is not on this host: its RDB file cannot be read from here",
                             hint="run the backup on the redis host, or set its role to cache if it holds only a cache")
-        bgsave(client, ctx, float(timeout))
+        bgsave(client, ctx.sleep, float(timeout))
         directory = client.call("CONFIG", "GET", "dir")[1].decode()
         filename = client.call("CONFIG", "GET", "dbfilename")[1].decode()
     except (RedisError, OSError) as exc:

@@ -145,6 +145,24 @@ def test_redis_sessions_are_stored_with_the_backup(blab):
     assert content.startswith(b"REDIS") and hashlib.sha256(content).hexdigest() == rdb.sha256
 
 
+def test_back_to_back_redis_saves_do_not_wait_for_lastsave_to_tick(blab):
+    """LASTSAVE counts whole seconds: two backups in one second once waited out the
+    10-minute timeout. Each save must be seen to finish within a short deadline."""
+    import time
+
+    from erpops.actions.redis import bgsave
+    from erpops.redis_client import Client
+
+    client = Client(f"redis://127.0.0.1:{blab.state()['redis']['port']}/0", timeout=10)
+    try:
+        started = time.monotonic()
+        for _ in range(3):
+            bgsave(client, time.sleep, timeout=5)  # StepError (timeout) when a save goes unnoticed
+        assert time.monotonic() - started < 5
+    finally:
+        client.close()
+
+
 def test_the_dump_restores_with_the_recorded_row_counts(blab, tmp_path):
     doc = _summary(blab.backup())
     repo = blab.repository()
