@@ -76,7 +76,7 @@ _erpops_complete() {
     "repo show") words="--env --help --json -e" ;;
     "repo unlock") words="--env --help --json --yes -e -y" ;;
     "repo verify") words="--all --deep --env --help --json -e" ;;
-    "restore") words="--as --backup --confirm-env --copy --drop-existing --dry-run --env --force-version --from-file --help --jobs --json --neutralize --redis --tenant --yes -b -e -j -t -y" ;;
+    "restore") words="--as --backup --confirm-env --copy --drop-existing --dry-run --env --force-version --from-file --help --jobs --json --maintenance-work-mem --neutralize --redis --tenant --yes -b -e -j -t -y" ;;
     "runbook") words="actions list plan resume run show validate --help" ;;
     "runbook actions") words="--help --json --markdown" ;;
     "runbook list") words="--help --json" ;;

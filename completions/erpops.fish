@@ -166,6 +166,7 @@ complete -c erpops -n "test (__erpops_path) = 'restore'" -l from-file
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l help
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l jobs
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l json
+complete -c erpops -n "test (__erpops_path) = 'restore'" -l maintenance-work-mem
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l neutralize
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l redis
 complete -c erpops -n "test (__erpops_path) = 'restore'" -l tenant

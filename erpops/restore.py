@@ -25,6 +25,7 @@ class RestoreOptions:
     tenant: str = ""
     target: str = ""
     jobs: int = 2
+    maintenance_work_mem: str = "512MiB"
     copy: bool = False
     neutralize: bool = False
     drop_existing: bool = False
@@ -43,12 +44,26 @@ class RestoreOptions:
             check_db_name(self.target, what="--as")
         if not 1 <= self.jobs <= 64:
             raise UsageError(f"--jobs {self.jobs}: expected 1 to 64")
+        _check_maintenance_work_mem(self.maintenance_work_mem)
         from_file = str(Path(self.from_file).resolve()) if self.from_file else ""
         return {"backup": self.backup or "latest", "tenant": self.tenant, "target": self.target,
                 "from_file": from_file, "jobs": self.jobs,
+                "maintenance_work_mem": self.maintenance_work_mem,
                 "as_copy": self.copy, "neutralize": self.neutralize, "drop_existing": self.drop_existing,
                 "redis": self.redis,
                 "force_version": self.force_version}
+
+
+def _check_maintenance_work_mem(value: str) -> None:
+    from erpops.errors import UsageError
+    from erpops.pg.restore import load_settings
+    from erpops.units import parse_size
+
+    try:
+        load_settings(parse_size(value))
+    except (ValueError, UsageError) as exc:
+        raise UsageError(f"--maintenance-work-mem {value}: {getattr(exc, 'message', exc)}",
+                         hint="a size between 1MiB and 2GiB (e.g. 512MiB), or 0 for the server's setting") from None
 
 
 class _Collector:

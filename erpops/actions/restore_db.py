@@ -22,6 +22,7 @@ from erpops.actions.registry import Risk, StepContext, StepError, action
 SPOOL_NAME = "restore-db.dump"
 READ_SIZE = 1 << 20
 MISMATCHES_NAMED = 20
+DEFAULT_MAINTENANCE_WORK_MEM = "512MiB"  # per loading session; see erpops.pg.restore.load_settings
 
 
 def _environment(ctx: StepContext):
@@ -83,7 +84,7 @@ def _say_warnings(ctx: StepContext, warnings: list[str]) -> None:
 
 
 @action("restore.database", risk=Risk.WRITE)
-def database(ctx: StepContext, jobs: int = 2) -> dict:
+def database(ctx: StepContext, jobs: int = 2, maintenance_work_mem: str = DEFAULT_MAINTENANCE_WORK_MEM) -> dict:
     """Load the backup's dump into the temporary database with `pg_restore --jobs`.
 
     The dump object is decrypted into a spool file in the run's directory
@@ -92,16 +93,19 @@ def database(ctx: StepContext, jobs: int = 2) -> dict:
     --exit-on-error` as the inventory's user (the password in PGPASSWORD,
     never on the command line), then the spool file is deleted. A plain SQL
     dump (a backup imported from an Odoo zip, or `--from-file` zip) goes
-    through `psql -X -v ON_ERROR_STOP=1`, on one connection. Outputs:
-    database, bytes, jobs, format, seconds.
+    through `psql -X -v ON_ERROR_STOP=1`, on one connection. The loading
+    sessions run with `synchronous_commit=off` and the given
+    `maintenance_work_mem` (index builds sort in memory; `0`: the server's
+    setting). Outputs: database, bytes, jobs, format, seconds.
     """
     from erpops.errors import VerificationFailed
     from erpops.pg.restore import LoadProcess, create_database
 
     run = restore_run.for_run(ctx)
     started = time.monotonic()
+    settings = _load_settings(maintenance_work_mem)
     if run.archive is not None:
-        return _database_from_file(ctx, run, jobs, started)
+        return _database_from_file(ctx, run, jobs, started, settings)
     db = run.manifest.db_object
     spool = Path(str(ctx.run_dir)) / SPOOL_NAME
     run.spool = spool
@@ -115,15 +119,29 @@ def database(ctx: StepContext, jobs: int = 2) -> dict:
     run.created_db = True
     if run.manifest.dump_format == "plain":  # an imported Odoo zip's dump.sql: SQL loads on one connection
         jobs = 1
-        _load(ctx, run, LoadProcess.psql(run.node, run.temp_db, spool, bin_dir=run.bin_dir))
+        _load(ctx, run, LoadProcess.psql(run.node, run.temp_db, spool, bin_dir=run.bin_dir, settings=settings))
     else:
-        _load(ctx, run, LoadProcess.pg_restore(run.node, run.temp_db, spool, jobs=jobs, bin_dir=run.bin_dir))
+        _load(ctx, run, LoadProcess.pg_restore(run.node, run.temp_db, spool, jobs=jobs, bin_dir=run.bin_dir,
+                                               settings=settings))
     spool.unlink(missing_ok=True)
     return {"database": run.temp_db, "bytes": db.plain_bytes, "jobs": jobs, "format": run.manifest.dump_format,
             "seconds": round(time.monotonic() - started, 3)}
 
 
-def _database_from_file(ctx: StepContext, run, jobs: int, started: float) -> dict:
+def _load_settings(maintenance_work_mem: str) -> dict[str, str]:
+    """The loading sessions' settings; UsageError (exit 2) for a size PostgreSQL would refuse."""
+    from erpops.errors import UsageError
+    from erpops.pg.restore import load_settings
+    from erpops.units import parse_size
+
+    try:
+        size = parse_size(maintenance_work_mem)
+    except ValueError as exc:
+        raise UsageError(f"maintenance_work_mem: {exc}", hint="e.g. 512MiB, or 0 for the server's setting") from None
+    return load_settings(size)
+
+
+def _database_from_file(ctx: StepContext, run, jobs: int, started: float, settings: dict[str, str]) -> dict:
     """An Odoo backup file: dump.sql through psql (plain SQL loads on one connection),
     a custom-format dump through pg_restore --jobs (read in place: it is seekable)."""
     from erpops.pg.restore import LoadProcess, create_database
@@ -141,9 +159,10 @@ def _database_from_file(ctx: StepContext, run, jobs: int, started: float) -> dic
     run.created_db = True
     if plain:
         jobs = 1
-        _load(ctx, run, LoadProcess.psql(run.node, run.temp_db, dump, bin_dir=run.bin_dir))
+        _load(ctx, run, LoadProcess.psql(run.node, run.temp_db, dump, bin_dir=run.bin_dir, settings=settings))
     else:
-        _load(ctx, run, LoadProcess.pg_restore(run.node, run.temp_db, dump, jobs=jobs, bin_dir=run.bin_dir))
+        _load(ctx, run, LoadProcess.pg_restore(run.node, run.temp_db, dump, jobs=jobs, bin_dir=run.bin_dir,
+                                               settings=settings))
     if run.spool is not None:
         run.spool.unlink(missing_ok=True)
     return {"database": run.temp_db, "bytes": archive.dump_size, "jobs": jobs, "format": archive.dump_format,

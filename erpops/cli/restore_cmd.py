@@ -102,6 +102,7 @@ def restore(
     from_file: Optional[Path] = typer.Option(None, "--from-file", help="Restore an Odoo backup file (the database manager's .zip, or a pg_dump -Fc .dump) instead of a backup.", dir_okay=False),
     as_name: str = typer.Option("", "--as", help="Database name to restore into (default: the tenant's own name)."),
     jobs: int = typer.Option(2, "--jobs", "-j", help="pg_restore parallel jobs."),
+    maintenance_work_mem: str = typer.Option("512MiB", "--maintenance-work-mem", help="maintenance_work_mem of each loading session: index builds sort in memory (0: the server's setting)."),
     copy: bool = typer.Option(False, "--copy", help="A copy: new database.uuid and database.secret, no enterprise code (as Odoo does)."),
     neutralize: bool = typer.Option(False, "--neutralize", help="For non-production use: crons, mail servers, payment providers, carriers off."),
     drop_existing: bool = typer.Option(False, "--drop-existing", help="Replace an existing database and filestore of that name (DESTRUCTIVE: asks first)."),
@@ -133,6 +134,7 @@ def restore(
 
     as_json = OPTIONS.json = json_mode(json)  # errors, too, come out as one JSON document
     options = RestoreOptions(env_name=env_name(env), backup=backup, tenant=tenant, target=as_name, jobs=jobs,
+                             maintenance_work_mem=maintenance_work_mem,
                              copy=copy, neutralize=neutralize, drop_existing=drop_existing,
                              force_version=force_version, from_file=str(from_file or ""), redis=redis, yes=yes, confirm_env=confirm_env,
                              interactive=interactive())

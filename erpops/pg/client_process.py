@@ -22,8 +22,8 @@ from erpops.pg.connect import NodeTarget
 STDERR_LINES_KEPT = 40
 
 
-def client_env(target: NodeTarget, application_name: str) -> dict:
-    env = dict(os.environ)
+def client_env(target: NodeTarget, application_name: str, extra: dict[str, str] | None = None) -> dict:
+    env = {**os.environ, **(extra or {})}
     env.pop("PGPASSWORD", None)
     secret = target.password()
     if secret is not None:
@@ -37,12 +37,12 @@ class ClientProcess:
     ``wait_checked`` raises OperationFailed with its last stderr lines unless it exited 0."""
 
     def __init__(self, argv: list[str], target: NodeTarget, *, application_name: str,
-                 stdout=subprocess.DEVNULL, bufsize: int = -1):
+                 stdout=subprocess.DEVNULL, bufsize: int = -1, extra_env: dict[str, str] | None = None):
         self.argv, self.target = argv, target
         self.program = os.path.basename(argv[0])
         try:
             self._popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
-                                           env=client_env(target, application_name), start_new_session=True,
+                                           env=client_env(target, application_name, extra_env), start_new_session=True,
                                            bufsize=bufsize)
         except OSError as exc:
             raise OperationFailed(f"cannot start {argv[0]}: {exc.strerror}") from None

@@ -52,3 +52,22 @@ def test_a_destructive_step_that_the_inputs_switch_off_needs_no_confirmation():
     steps[1].when = "<steps.x.outputs.y>"  # decided only at run time: confirmation still needed
     with pytest.raises(Refused):
         ConfirmPolicy().preflight(steps, "dev", "development", "restore")
+
+
+def test_loading_sessions_sort_in_memory_and_keep_the_callers_pgoptions(monkeypatch):
+    from erpops.pg.restore import load_settings, pgoptions
+
+    settings = load_settings(512 << 20)
+    assert settings == {"synchronous_commit": "off", "maintenance_work_mem": "524288kB"}
+    assert load_settings(0) == {"synchronous_commit": "off"}  # 0: the server's own setting
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=0")
+    assert pgoptions(settings)["PGOPTIONS"] == ("-c statement_timeout=0 -c synchronous_commit=off "
+                                                "-c maintenance_work_mem=524288kB")
+
+
+@pytest.mark.parametrize("value", ["abc", "5GB", "100kB"])
+def test_a_maintenance_work_mem_postgresql_refuses_is_a_usage_error(value):
+    from erpops.restore import RestoreOptions
+
+    with pytest.raises(UsageError, match="--maintenance-work-mem"):
+        RestoreOptions(env_name="lab", maintenance_work_mem=value).inputs()
