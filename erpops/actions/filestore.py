@@ -59,7 +59,7 @@ def capture(ctx: StepContext, allow_missing_files: bool = False, workers: int = 
         tenant.uploaded_bytes += result.uploaded_bytes
         if result.missing:
             named = "; ".join(f"{m.store_fname} (attachment id {', '.join(map(str, m.attachment_ids))})"
-                              for m in result.missing[:MISSING_NAMED])
+                              for m in result.missing_files(MISSING_NAMED))
             more = f" and {len(result.missing) - MISSING_NAMED} more" if len(result.missing) > MISSING_NAMED else ""
             what = (f"{len(result.missing)} file(s) referenced by ir_attachment in {tenant.tenant} are missing "
                     f"from {root}: {named}{more}")
@@ -68,8 +68,8 @@ def capture(ctx: StepContext, allow_missing_files: bool = False, workers: int = 
                                          hint="restore the files, or run with --allow-missing-files to back up "
                                               "without them (the manifest lists them)")
             ctx.emit(StepOutput(step=ctx.step_id, line=f"warning: {what}; continuing (--allow-missing-files)"))
-        out.append({"tenant": tenant.tenant, "files": len(result.files), "new_files": result.new_files,
+        out.append({"tenant": tenant.tenant, "files": result.file_count, "new_files": result.new_files,
                     "new_bytes": result.new_bytes, "uploaded_bytes": result.uploaded_bytes,
-                    "bytes": result.total_bytes, "missing": [m.store_fname for m in result.missing[:MISSING_NAMED]],
+                    "bytes": result.total_bytes, "missing": [m.store_fname for m in result.missing_files(MISSING_NAMED)],
                     "missing_count": len(result.missing)})
     return {"tenants": out}

@@ -124,6 +124,7 @@ def commit(ctx: StepContext, annotations: dict[str, str] | list[str] = {}) -> di
     (one summary per tenant).
     """
     from datetime import datetime, timezone
+    from itertools import chain
 
     from erpops import __version__
     from erpops.repo.manifest import MANIFEST_NAME, Manifest, object_name, write_manifest
@@ -141,21 +142,20 @@ def commit(ctx: StepContext, annotations: dict[str, str] | list[str] = {}) -> di
                             "nothing was committed")
         snap = t.snapshot
         finished = datetime.now(timezone.utc)
-        objects = [t.db, *t.capture.objects] + ([t.redis_object] if t.redis_object else [])
+        objects = chain([t.db], t.capture.blob_objects(), [t.redis_object] if t.redis_object else [])
         manifest = Manifest(
             backup_id=t.backup_id, environment=ctx.env.name, tenant=t.tenant, started_at=t.started_at,
             finished_at=finished, snapshot_at=snap.taken_at, duration_s=round((finished - t.started_at).total_seconds(), 3),
             erpops_version=__version__, pg_version=snap.facts.pg_version, odoo_version=snap.facts.odoo_version,
             modules=snap.facts.modules, row_counts=snap.facts.row_counts, checksums=snap.facts.checksums,
-            objects=objects, files=t.capture.files, missing_files=[m.store_fname for m in t.capture.missing],
-            redis=t.redis, annotations=notes)
-        write_manifest(repo, manifest)
+            missing_files=[m.store_fname for m in t.capture.missing_files()], redis=t.redis, annotations=notes)
+        write_manifest(repo, manifest, objects=objects, files=t.capture.file_entries())
         manifest_bytes = repo.storage.size(f"objects/{object_name(t.backup_id, MANIFEST_NAME)}")
         t.uploaded_bytes += manifest_bytes
         run.committed.append(t.backup_id)
         out.append({"backup_id": t.backup_id, "environment": ctx.env.name, "tenant": t.tenant,
                     "db_bytes": t.db.plain_bytes, "db_stored_bytes": t.db.stored_bytes,
-                    "files": len(t.capture.files), "new_files": t.capture.new_files,
+                    "files": t.capture.file_count, "new_files": t.capture.new_files,
                     "new_bytes": t.capture.new_bytes, "files_bytes": t.capture.total_bytes,
                     "uploaded_bytes": t.uploaded_bytes, "missing_files": len(t.capture.missing),
                     "redis": t.redis.captured if t.redis else None,

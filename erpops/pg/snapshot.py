@@ -2,7 +2,7 @@
 
 ``open_snapshot`` starts a REPEATABLE READ transaction, exports its snapshot
 (``pg_export_snapshot()``) and, in that same snapshot, reads the database facts
-and the filestore files the database references. ``pg_dump --snapshot=ID``
+and the filestore files the database references (attachments.py). ``pg_dump --snapshot=ID``
 then dumps exactly that state. The snapshot only lives as long as the
 transaction, so the connection stays open until ``close()``: the dump and the
 filestore capture see the same moment.
@@ -14,27 +14,13 @@ ends the session and the snapshot with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from erpops.errors import OperationFailed
+from erpops.pg.attachments import AttachedFiles, read_attached_files
 from erpops.pg.connect import NodeTarget, connect
 from erpops.pg.facts import DatabaseFacts, read_facts
-
-ATTACHMENTS_QUERY = """
-SELECT id, store_fname, checksum FROM ir_attachment
-WHERE type = 'binary' AND store_fname IS NOT NULL
-ORDER BY store_fname, id
-"""
-
-
-@dataclass(slots=True)
-class AttachedFile:
-    """One file of the filestore, with every attachment row that references it."""
-
-    store_fname: str
-    checksum: str | None
-    attachment_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -43,7 +29,7 @@ class Snapshot:
     snapshot_id: str
     taken_at: datetime
     facts: DatabaseFacts
-    files: list[AttachedFile]
+    files: AttachedFiles
     size_estimate: int = 0  # bytes of table data: what a dump will roughly weigh (for progress)
     _conn: object = None
 
@@ -72,7 +58,7 @@ def open_snapshot(target: NodeTarget, tenant: str) -> Snapshot:
             cur.execute("SELECT pg_export_snapshot(), clock_timestamp()")
             snapshot_id, taken_at = cur.fetchone()
             facts = read_facts(cur)
-            files = _attached_files(cur)
+            files = read_attached_files(conn)
             cur.execute("SELECT coalesce(sum(pg_table_size(oid)), 0) FROM pg_class WHERE relkind IN ('r', 'm')")
             size_estimate = int(cur.fetchone()[0])
     except psycopg.Error as exc:
@@ -85,17 +71,3 @@ def open_snapshot(target: NodeTarget, tenant: str) -> Snapshot:
         raise
     return Snapshot(tenant=tenant, snapshot_id=snapshot_id, taken_at=taken_at, facts=facts, files=files,
                     size_estimate=size_estimate, _conn=conn)
-
-
-def _attached_files(cur) -> list[AttachedFile]:
-    cur.execute("SELECT to_regclass('public.ir_attachment') IS NOT NULL")
-    if not cur.fetchone()[0]:
-        return []
-    files: list[AttachedFile] = []
-    cur.execute(ATTACHMENTS_QUERY)
-    for attachment_id, store_fname, checksum in cur:
-        if files and files[-1].store_fname == store_fname:  # Odoo shares one file between equal attachments
-            files[-1].attachment_ids.append(attachment_id)
-        else:
-            files.append(AttachedFile(store_fname, checksum, [attachment_id]))
-    return files

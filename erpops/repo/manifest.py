@@ -19,7 +19,8 @@ import io
 import re
 from dataclasses import field
 from datetime import datetime, timezone
-from typing import Iterator, Literal
+from itertools import islice
+from typing import Iterable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.dataclasses import dataclass
@@ -101,15 +102,22 @@ class Manifest(BaseModel):
     def to_json(self) -> bytes:
         return b"".join(self.iter_json())
 
-    def iter_json(self, batch: int = 2000) -> Iterator[bytes]:
+    def iter_json(self, batch: int = 2000, *, objects: Iterable[ObjectEntry] | None = None,
+                  files: Iterable[FileEntry] | None = None) -> Iterator[bytes]:
         """The manifest as JSON, in pieces: the long lists are serialized ``batch``
-        entries at a time, so a manifest of 100,000 files is never one big string."""
+        entries at a time, so a manifest of 100,000 files is never one big string.
+        ``objects`` and ``files``, when given, stand for the model's own lists: a
+        backup makes its entries one batch at a time (capture.py) instead of holding them."""
         yield self.model_dump_json(exclude={"objects", "files"})[:-1].encode()  # all but the closing brace
-        for name, entries, adapter in (("objects", self.objects, _OBJECTS), ("files", self.files, _FILES)):
+        for name, entries, adapter in (("objects", self.objects if objects is None else objects, _OBJECTS),
+                                       ("files", self.files if files is None else files, _FILES)):
             yield f',"{name}":['.encode()
-            for start in range(0, len(entries), batch):
-                piece = adapter.dump_json(entries[start:start + batch])[1:-1]  # without [ ]
-                yield (b"," if start else b"") + piece
+            pieces = iter(entries)
+            first = True
+            while chunk := list(islice(pieces, batch)):
+                piece = adapter.dump_json(chunk)[1:-1]  # without [ ]
+                yield piece if first else b"," + piece
+                first = False
             yield b"]"
         yield b"}"
 
@@ -157,9 +165,12 @@ def object_name(backup_id: str, name: str) -> str:
     return f"{BACKUPS_PREFIX}{check_backup_id(backup_id)}/{name}"
 
 
-def write_manifest(repo, manifest: Manifest) -> None:
-    """Store the manifest; this is what makes the backup exist. Never overwrites."""
-    repo.put_object(object_name(manifest.backup_id, MANIFEST_NAME), _IterReader(manifest.iter_json()), if_absent=True)
+def write_manifest(repo, manifest: Manifest, *, objects: Iterable[ObjectEntry] | None = None,
+                   files: Iterable[FileEntry] | None = None) -> None:
+    """Store the manifest; this is what makes the backup exist. Never overwrites.
+    ``objects``/``files``: the entries to write instead of the model's (Manifest.iter_json)."""
+    pieces = manifest.iter_json(objects=objects, files=files)
+    repo.put_object(object_name(manifest.backup_id, MANIFEST_NAME), _IterReader(pieces), if_absent=True)
 
 
 def read_manifest(repo, backup_id: str) -> Manifest:

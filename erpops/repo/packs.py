@@ -29,10 +29,12 @@ import io
 import json
 import os
 import queue
+import re
 import threading
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from erpops.errors import OperationFailed, UsageError, VerificationFailed
 from erpops.repo.objectformat import EncryptingReader, seal_bytes
@@ -45,6 +47,8 @@ PACK_PREFIX = "packs/"
 INDEX_FORMAT = 1
 READ_PIECE = 64 << 10  # a read of 1 MiB into a 40 KB file costs a 1 MiB allocation
 LOAD_WORKERS = 8  # index objects are small: their latency, not bandwidth, counts on S3
+_SLOTS = 1 << 24  # more blobs than a pack can hold (8 MiB of objects of at least ~60 bytes)
+_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
 def pack_key(pack_id: str) -> str:
@@ -63,15 +67,39 @@ class BlobLocation:
     size: int  # its plaintext bytes
 
 
-@dataclass(frozen=True)
 class PackInfo:
-    pack_id: str
-    size: int  # stored bytes of the pack
-    blobs: tuple[tuple[str, BlobLocation], ...]  # (sha1, location) in pack order
+    """One pack's index: its blobs in pack order. Kept in two arrays, not as an
+    object per blob: a repository's index holds every blob it has (millions)."""
+
+    __slots__ = ("pack_id", "size", "_digests", "_places")
+
+    def __init__(self, pack_id: str, size: int, entries: Iterable[tuple[str, int, int, int]] = ()):
+        self.pack_id, self.size = pack_id, size  # size: stored bytes of the pack
+        self._digests = bytearray()  # 20 bytes per blob: its SHA-1
+        self._places = array("q")  # 3 per blob: offset, length (stored bytes), size (plaintext bytes)
+        for sha, offset, length, plain in entries:
+            self._digests += bytes.fromhex(sha)
+            self._places.extend((offset, length, plain))
+
+    def __len__(self) -> int:
+        return len(self._places) // 3
+
+    def sha1(self, position: int) -> str:
+        return self._digests[position * 20:position * 20 + 20].hex()
+
+    def location(self, position: int) -> BlobLocation:
+        offset, length, size = self._places[position * 3:position * 3 + 3]
+        return BlobLocation(self.pack_id, offset, length, size)
+
+    @property
+    def blobs(self) -> tuple[tuple[str, BlobLocation], ...]:
+        """(sha1, location) of each blob, in pack order (made on each call)."""
+        return tuple((self.sha1(i), self.location(i)) for i in range(len(self)))
 
     def to_json(self) -> bytes:
+        places = self._places
         return json.dumps({"format": INDEX_FORMAT, "pack": self.pack_id, "size": self.size,
-                           "blobs": [[sha, loc.offset, loc.length, loc.size] for sha, loc in self.blobs]},
+                           "blobs": [[self.sha1(i), *places[i * 3:i * 3 + 3]] for i in range(len(self))]},
                           separators=(",", ":")).encode()
 
     @classmethod
@@ -80,21 +108,22 @@ class PackInfo:
         if doc.get("format") != INDEX_FORMAT or doc.get("pack") != pack_id:
             raise ValueError(f"not the index of pack {pack_id}")
         size = int(doc["size"])
-        blobs = []
-        for sha, offset, length, plain in doc["blobs"]:
-            if not (isinstance(sha, str) and 0 <= offset and 0 < length and offset + length <= size):
+        for sha, offset, length, _plain in doc["blobs"]:
+            if not (isinstance(sha, str) and _SHA1.match(sha) and 0 <= offset and 0 < length
+                    and offset + length <= size):
                 raise ValueError(f"impossible entry {sha!r} at {offset}+{length} in a pack of {size} bytes")
-            blobs.append((sha, BlobLocation(pack_id, offset, length, plain)))
-        return cls(pack_id, size, tuple(blobs))
+        return cls(pack_id, size, doc["blobs"])
 
 
 class BlobIndex:
-    """Every blob of the repository and where it lies, from the ``index/`` objects."""
+    """Every blob of the repository and where it lies, from the ``index/`` objects.
+    A blob is found through its 20-byte SHA-1 (about 170 bytes of memory per blob)."""
 
     def __init__(self):
-        self.blobs: dict[str, BlobLocation] = {}
         self.packs: dict[str, PackInfo] = {}
         self.unreadable: list[tuple[str, str]] = []  # (index key, why): its blobs are unknown
+        self._where: dict[bytes, int] = {}  # SHA-1 digest -> pack number * _SLOTS + position in it
+        self._pack_list: list[PackInfo] = []
         self._lock = threading.Lock()
 
     @classmethod
@@ -127,17 +156,31 @@ class BlobIndex:
     def add(self, info: PackInfo) -> None:
         with self._lock:
             self.packs[info.pack_id] = info
-            for sha, loc in info.blobs:
-                self.blobs.setdefault(sha, loc)
+            number = len(self._pack_list)
+            self._pack_list.append(info)
+            digests = info._digests
+            for position in range(len(info)):
+                self._where.setdefault(bytes(digests[position * 20:position * 20 + 20]), number * _SLOTS + position)
 
     def get(self, sha1: str) -> BlobLocation | None:
-        return self.blobs.get(sha1)
+        where = self._where.get(_digest(sha1))
+        if where is None:
+            return None
+        number, position = divmod(where, _SLOTS)
+        return self._pack_list[number].location(position)
 
     def __contains__(self, sha1: str) -> bool:
-        return sha1 in self.blobs
+        return _digest(sha1) in self._where
 
     def __len__(self) -> int:
-        return len(self.blobs)
+        return len(self._where)
+
+
+def _digest(sha1: str) -> bytes | None:
+    try:
+        return bytes.fromhex(sha1)
+    except (TypeError, ValueError):
+        return None  # not a SHA-1: in no index
 
 
 @dataclass(frozen=True)
@@ -292,8 +335,7 @@ class PackWriter:
 
     def _publish(self, pack_id: str, size: int, entries: list[tuple[str, int, int, int]]) -> None:
         """Write the pack's index (the pack is stored): from now on its blobs exist."""
-        info = PackInfo(pack_id, size, tuple((sha, BlobLocation(pack_id, off, length, plain))
-                                             for sha, off, length, plain in entries))
+        info = PackInfo(pack_id, size, entries)
         put = self._repo._put(index_key(pack_id), io.BytesIO(info.to_json()), if_absent=True)
         self._index.add(info)
         with self._lock:
