@@ -322,6 +322,7 @@ def main() -> None:
 
     if restore_available(lab):
         first_id = full["summary"]["backups"][0]["backup_id"]
+        restore_methods.cleanup(lab)  # leftovers of an earlier run
         log(f"5/8 erpops restore of {first_id} --as bench_erpops --jobs 2")
         settle()
         results["restore_erpops"] = restore_methods.erpops_restore(lab, env, first_id, time_erpops)
@@ -335,6 +336,7 @@ def main() -> None:
         settle()
         results["restore_raw"] = restore_methods.raw_tools(lab, work / "raw")
         log(f"    {results['restore_raw']['wall_s']:.1f}s")
+        restore_methods.cleanup(lab)
     else:
         log("5-7/8 skipped: this erpops has no restore command")
     (work / "odoo.zip").unlink()
@@ -353,6 +355,7 @@ def main() -> None:
             small_id = results["erpops_small"]["summary"]["backups"][0]["backup_id"]
             settle()
             results["restore_small"] = restore_methods.erpops_restore(small, senv, small_id, time_erpops)
+            restore_methods.cleanup(small)
         shutil.rmtree(work / "erpops-repo-small")
         if not args.keep_lab:
             small.down()

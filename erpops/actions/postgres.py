@@ -89,7 +89,7 @@ def snapshot(ctx: StepContext, tenants: list[str] = []) -> dict:  # noqa: B006 -
                                                     started_at=started)
         out.append({"tenant": name, "backup_id": backup_id, "snapshot_id": snap.snapshot_id,
                     "snapshot_at": snap.taken_at.isoformat(), "files": len(snap.files),
-                    "pg_version": snap.facts.pg_version, "odoo_version": snap.facts.odoo_version})
+                    "pg_version": snap.identity.pg_version, "odoo_version": snap.identity.odoo_version})
     return {"tenants": out}
 
 

@@ -53,6 +53,14 @@ def public_columns(cur) -> dict[str, set[str]]:
 
 def read_facts(cur) -> DatabaseFacts:
     """Everything above, through ``cur`` (a cursor inside the snapshot's transaction)."""
+    facts, columns = read_identity(cur)
+    read_totals(cur, facts, columns)
+    return facts
+
+
+def read_identity(cur) -> tuple[DatabaseFacts, dict[str, set[str]]]:
+    """The versions and installed modules (a few quick queries), and the column map
+    that read_totals needs."""
     cur.execute("SHOW server_version")
     pg_version = cur.fetchone()[0].split()[0]
     columns = public_columns(cur)
@@ -64,6 +72,11 @@ def read_facts(cur) -> DatabaseFacts:
         cur.execute("SELECT latest_version FROM ir_module_module WHERE name = 'base'")
         row = cur.fetchone()
         facts.odoo_version = row[0] if row else None
+    return facts, columns
+
+
+def read_totals(cur, facts: DatabaseFacts, columns: dict[str, set[str]]) -> None:
+    """Row counts and business checksums into ``facts``: whole-table scans, the slow part."""
     for table in MAIN_TABLES:
         if table in columns:
             cur.execute(f'SELECT count(*) FROM public."{table}"')
@@ -73,7 +86,6 @@ def read_facts(cur) -> DatabaseFacts:
         if column in columns.get(table, set()):
             cur.execute(f'SELECT coalesce(sum("{column}"), 0)::text FROM public."{table}"')
             facts.checksums[name] = cur.fetchone()[0]
-    return facts
 
 
 def _journal_balances(cur, columns: dict[str, set[str]]) -> dict[str, str]:

@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 from erpops.errors import UsageError, VerificationFailed
 from erpops.pg.attachments import AttachedFile, AttachedFiles
 from erpops.repo.manifest import FileEntry, ObjectEntry
+from erpops.repo.packs import BlobMismatch
 
 DEFAULT_WORKERS = 2  # sealing is CPU work under the GIL: more threads than cores only add hand-offs
 BATCH_FILES = 256
@@ -94,21 +95,6 @@ def file_path(root: str, store_fname: str) -> str:
     return posixpath.join(root.rstrip("/"), name)
 
 
-class _Reader:
-    """Counts and hashes what the repository reads from a file."""
-
-    def __init__(self, source):
-        self._source = source
-        self.sha1 = hashlib.sha1()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._source.read(n if n and n > 0 else READ_SIZE)
-        self.sha1.update(data)
-        self.size += len(data)
-        return data
-
-
 def capture_files(repo, files: AttachedFiles, root: str, transport, *, tenant: str = "",
                   workers: int = DEFAULT_WORKERS, on_progress: Callable[[int, int], None] | None = None,
                   check: Callable[[], None] = lambda: None, stop_on_missing: bool = False) -> CaptureResult:
@@ -154,13 +140,12 @@ def capture_files(repo, files: AttachedFiles, root: str, transport, *, tenant: s
             sizes[row], result.stored[row] = known.size, known.length
             return
         with transport.open_read(path) as source:
-            reader = _Reader(source)
             try:
-                put = packer.add(sha, reader)
-            except VerificationFailed:
+                put = packer.add(sha, source, sizes[row])  # hashes what it reads: a mismatch stores nothing
+            except BlobMismatch as exc:
                 raise VerificationFailed(
                     f"filestore file {files.name(row)} of database {tenant} (attachment id "
-                    f"{', '.join(map(str, files.attachment_ids(row)))}) has SHA-1 {reader.sha1.hexdigest()}, "
+                    f"{', '.join(map(str, files.attachment_ids(row)))}) has SHA-1 {exc.actual}, "
                     f"not {sha} as its name says",
                     where=path, hint="the file was altered or damaged on disk; restore it from an earlier "
                                      "backup or re-upload the attachment in Odoo") from None

@@ -208,7 +208,8 @@ class PackWriter:
         self._storer: threading.Thread | None = None
         self._failure: BaseException | None = None  # the storer's error, raised to the next caller
         self._abandoned = False
-        self._sealing: dict[str, threading.Event] = {}  # blobs a thread is reading and encrypting
+        self._sealing: set[str] = set()  # blobs a thread is reading and encrypting
+        self._sealed = threading.Condition(self._lock)  # notified when one of them is done
         self._pending: dict[str, BlobLocation] = {}  # blobs in the open pack (not stored yet)
         self._parts: list[bytes] = []
         self._entries: list[tuple[str, int, int, int]] = []  # (sha1, offset, length, size) of the open pack
@@ -229,23 +230,24 @@ class PackWriter:
         self._abandoned = True  # the storer drops what is still queued
         self._stop_storer()
 
-    def add(self, sha1: str, reader: BinaryIO) -> BlobPut:
+    def add(self, sha1: str, reader: BinaryIO, size_hint: int | None = None) -> BlobPut:
         """Store the content ``reader`` yields as blob ``sha1`` unless the repository
-        has it. The content must hash to ``sha1``: VerificationFailed otherwise, and
-        nothing of it is kept."""
+        has it. The content must hash to ``sha1``: BlobMismatch otherwise, and
+        nothing of it is kept. ``size_hint``: the expected size (a small file is
+        then read with one call)."""
         key = self._repo.blob_key(sha1)
-        while True:
-            with self._lock:
+        with self._sealed:
+            while True:
                 known = self._index.get(sha1) or self._pending.get(sha1)
                 if known is not None:
                     return BlobPut(key, known.size, known.length, True)
-                busy = self._sealing.get(sha1)
-                if busy is None:
-                    done = self._sealing[sha1] = threading.Event()
+                if sha1 not in self._sealing:
+                    self._sealing.add(sha1)
                     break
-            busy.wait()  # another thread is storing the same content: use its copy, or retry if it failed
+                self._sealed.wait()  # another thread is storing the same content: use its copy, or retry if it failed
         try:
-            head = _read_up_to(reader, self._small_limit + 1)
+            first = size_hint + 1 if size_hint is not None and size_hint < self._small_limit else READ_PIECE
+            head = _read_up_to(reader, self._small_limit + 1, first)
             if len(head) > self._small_limit:
                 return self._store_alone(sha1, key, _Chain(head, reader))
             digest = hashlib.sha1(head).hexdigest()
@@ -257,9 +259,9 @@ class PackWriter:
             self._append(sha1, sealed, len(head))
             return BlobPut(key, len(head), len(sealed), False)
         finally:
-            with self._lock:
-                del self._sealing[sha1]
-            done.set()
+            with self._sealed:
+                self._sealing.discard(sha1)
+                self._sealed.notify_all()
 
     def _seal(self, key: str, source) -> EncryptingReader:
         config = self._repo.config
@@ -345,20 +347,30 @@ class PackWriter:
                 self._pending.pop(sha, None)
 
 
-def _mismatch(sha1: str, digest: str) -> VerificationFailed:
-    return VerificationFailed(f"content given as blob {sha1} has SHA-1 {digest}",
-                              hint="the source file changed or is damaged; it was not kept")
+class BlobMismatch(VerificationFailed):
+    """Content given as a blob does not hash to the blob's name; ``actual`` is its SHA-1."""
+
+    def __init__(self, sha1: str, actual: str):
+        super().__init__(f"content given as blob {sha1} has SHA-1 {actual}",
+                         hint="the source file changed or is damaged; it was not kept")
+        self.actual = actual
 
 
-def _read_up_to(reader, n: int) -> bytes:
-    parts, missing = [], n
+def _mismatch(sha1: str, digest: str) -> BlobMismatch:
+    return BlobMismatch(sha1, digest)
+
+
+def _read_up_to(reader, n: int, first: int = READ_PIECE) -> bytes:
+    """Up to ``n`` bytes (fewer at the end of the stream); the first read asks for ``first``."""
+    parts, missing, want = [], n, first
     while missing:
-        piece = reader.read(min(missing, READ_PIECE))
+        piece = reader.read(min(missing, want))
         if not piece:
             break
         parts.append(piece)
         missing -= len(piece)
-    return b"".join(parts)
+        want = READ_PIECE
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class _Chain:
@@ -387,30 +399,25 @@ class _Hashing:
 
 class _Parts:
     """A reader over a list of byte strings, letting each go once it is read. A read
-    returns whole parts where it can (joined once), so a pack's bytes are copied once."""
+    returns at most one part (a short read, as raw streams may): the storage copies
+    what it reads into its own buffer anyway, so joining parts here would copy twice."""
 
     def __init__(self, parts: list[bytes]):
         self._parts = parts
         self._parts.reverse()
-        self._current = b""
+        self._current = memoryview(b"")
 
     def read(self, n: int = -1) -> bytes:
-        out: list = []
-        want = None if n is None or n < 0 else n
-        while want is None or want > 0:
-            if not self._current:
-                if not self._parts:
-                    break
-                self._current = self._parts.pop()
-            if want is None or len(self._current) <= want:
-                piece, self._current = self._current, b""
-            else:
-                view = memoryview(self._current)
-                piece, self._current = view[:want], bytes(view[want:])
-            out.append(piece)
-            if want is not None:
-                want -= len(piece)
-        return out[0] if len(out) == 1 and isinstance(out[0], bytes) else b"".join(out)
+        if n is None or n < 0:
+            rest = [bytes(self._current), *reversed(self._parts)]
+            self._parts, self._current = [], memoryview(b"")
+            return b"".join(rest)
+        if not self._current:
+            if not self._parts:
+                return b""
+            self._current = memoryview(self._parts.pop())
+        piece, self._current = self._current[:n], self._current[n:]
+        return piece.obj if len(piece) == len(piece.obj) else bytes(piece)
 
 
 def iter_pack_keys(repo) -> Iterator[tuple[str, str]]:

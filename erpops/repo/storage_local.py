@@ -1,9 +1,10 @@
 """A repository in a local directory (or a mounted NFS/SMB share).
 
-Writes are atomic: data goes to a temporary file in the target directory, is
-fsynced, then renamed into place (``if_absent``: hard-linked, which fails if the
-name exists, so two writers of the same content-addressed blob cannot clobber
-each other), and the directory is fsynced. A crash leaves either the old state
+Writes are atomic: data goes to a temporary file in the target directory
+(around the page cache: direct_io.py), is fsynced, then renamed into place
+(``if_absent``: hard-linked, which fails if the name exists, so two writers of
+the same content-addressed blob cannot clobber each other), and the directory
+is fsynced. A crash leaves either the old state
 or the new one, plus at most a ``.tmp-*`` file that ``list`` ignores.
 
 A file system cannot enforce Object Lock, so a put with ``retain_until`` is
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from erpops.errors import OperationFailed, UsageError
+from erpops.repo.direct_io import DirectWriter, open_new
 from erpops.repo.storage import ObjectExists, ObjectNotFound, ObjectStat, check_key
 
 COPY_BUFFER = 1 << 20
@@ -71,17 +73,19 @@ class LocalStorage:
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.parent / f"{TMP_PREFIX}{final.name}-{secrets.token_hex(6)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd, direct = open_new(tmp)
         except OSError as exc:
             raise self._failed("write", key, exc) from None
-        written = 0
         try:
-            with os.fdopen(fd, "wb") as out:
+            try:
+                out = DirectWriter(fd, direct)
                 while piece := _read_source(reader):
                     out.write(piece)
-                    written += len(piece)
-                out.flush()
-                os.fsync(out.fileno())
+                out.close()
+                written = out.written
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             if if_absent:
                 try:
                     os.link(tmp, final)  # fails with EEXIST instead of replacing
