@@ -73,7 +73,7 @@ def snapshot(ctx: StepContext, timeout: Duration = Duration("10m")) -> dict:
     """Store Redis's RDB with each tenant's backup when the environment's redis role is sessions or queue.
 
     Role cache: skipped, and the manifest records why; no redis: nothing to
-    do. Takes a BGSAVE, waits for it (LASTSAVE changes), reads the file named
+    do. Takes a BGSAVE, waits for it to end (INFO persistence), reads the file named
     by CONFIG GET dir/dbfilename (Redis on this host) and streams it into the
     repository as `redis.rdb`. Outputs: `captured`, `role`, `reason`, `bytes`.
     """
