@@ -31,7 +31,6 @@ end, as "this object is not intact".
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import io
 import os
@@ -64,8 +63,8 @@ def object_key(master_key: bytes, salt: bytes, name: str) -> bytes:
     block, written with hmac because the cryptography HKDF object costs more
     than the hashing itself when every small filestore file is an object."""
     info = b"erpops-object-v1\0" + name.encode("utf-8")
-    prk = hmac.new(salt, master_key, hashlib.sha256).digest()
-    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+    prk = hmac.digest(salt, master_key, "sha256")  # hmac.digest: OpenSSL's one-shot, no HMAC object
+    return hmac.digest(prk, info + b"\x01", "sha256")
 
 
 def _nonce(prefix: bytes, index: int, last: bool) -> bytes:

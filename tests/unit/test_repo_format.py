@@ -201,3 +201,18 @@ def test_any_single_bit_flip_is_detected(position, bit):
     damaged = bytearray(FLIP_TARGET)
     damaged[position] ^= 1 << bit
     assert_detected(bytes(damaged))
+
+
+def test_each_object_key_is_rfc5869_hkdf_sha256_of_the_master_key():
+    """docs/repository-format.md: K = HKDF-SHA256(master, salt, "erpops-object-v1\\0" + name);
+    the hand-written derivation must stay exactly that, or every stored object becomes unreadable."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from erpops.repo.objectformat import object_key
+
+    master, salt = os.urandom(32), os.urandom(32)
+    for name in ("blobs/ab/ab12", "backups/20261204T000000Z-lab-retail/db.dump", "index/" + "e" * 32):
+        expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt,
+                        info=b"erpops-object-v1\0" + name.encode()).derive(master)
+        assert object_key(master, salt, name) == expected
