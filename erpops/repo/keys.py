@@ -9,8 +9,8 @@ the master key wrapped by a key-encryption key (KEK):
 - ``keyfile``: KEK = HKDF-SHA256(key file contents, salt); the file holds at
   least 32 characters of random text (``erpops repo init --key-file`` makes one).
 - ``kms``: the master key is encrypted by AWS KMS (boto3) with an encryption
-  context naming the repository. The KMS path is exercised in tests only up to
-  its error when no KMS is reachable; it has not been run against real KMS here.
+  context naming the repository. Tested against moto's emulation of the KMS
+  API (tests/integration/test_repo_kms.py), not against AWS's KMS itself.
 
 Every wrap binds the repository id (GCM additional data / KMS encryption
 context), so a slot copied from another repository does not open this one.
