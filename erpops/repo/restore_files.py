@@ -73,26 +73,19 @@ def write_files(items: Iterable[FileToWrite], dest: Path, *, workers: int = DEFA
         # into place only when everything is written and checked (a rename per file
         # would double the cost of the file system's metadata work).
         sha = hashlib.sha1()
-        size = 0
         source = item.open_source()
         try:
             if item.size is not None and item.size >= DIRECT_MIN:
                 fd, direct = open_new(path, 0o666)
                 try:
                     out = DirectWriter(fd, direct)
-                    while block := source.read(READ_SIZE):
-                        sha.update(block)
-                        out.write(block)
-                        size += len(block)
+                    size = _pour(source, out, sha)
                     out.close()
                 finally:
                     os.close(fd)
             else:
                 with open(path, "wb") as out:
-                    while block := source.read(READ_SIZE):
-                        sha.update(block)
-                        out.write(block)
-                        size += len(block)
+                    size = _pour(source, out, sha)
         except BaseException:
             _remove(path)
             raise
@@ -163,6 +156,16 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _pour(source, out, sha) -> int:
+    """Copy ``source`` to ``out``, hashing on the way; the bytes copied."""
+    size = 0
+    while block := source.read(READ_SIZE):
+        sha.update(block)
+        out.write(block)
+        size += len(block)
+    return size
 
 
 def blob_items(repo, files) -> list[FileToWrite]:
