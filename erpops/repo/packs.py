@@ -19,168 +19,27 @@ that is in two packs (two backups wrote it at once) is harmless: either copy
 serves.
 
 Blobs larger than ``SMALL_BLOB_LIMIT`` stream into a pack of their own, so
-memory stays bounded whatever the size of a file.
+memory stays bounded whatever the size of a file. Reading the ``index/``
+objects back, and finding a blob: blob_index.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import queue
-import re
 import threading
-from array import array
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 from erpops.errors import OperationFailed, UsageError, VerificationFailed
+from erpops.repo.blob_index import BlobIndex, BlobLocation, PackInfo, index_key, pack_key
 from erpops.repo.objectformat import EncryptingReader, seal_bytes
-from erpops.repo.storage import ObjectNotFound
 
 PACK_TARGET = 8 << 20  # a pack is stored once it holds this many bytes
 SMALL_BLOB_LIMIT = 1 << 20  # larger blobs stream into a pack of their own
-INDEX_PREFIX = "index/"
-PACK_PREFIX = "packs/"
-INDEX_FORMAT = 1
 READ_PIECE = 64 << 10  # a read of 1 MiB into a 40 KB file costs a 1 MiB allocation
-LOAD_WORKERS = 8  # index objects are small: their latency, not bandwidth, counts on S3
-_SLOTS = 1 << 24  # more blobs than a pack can hold (8 MiB of objects of at least ~60 bytes)
-_SHA1 = re.compile(r"^[0-9a-f]{40}$")
-
-
-def pack_key(pack_id: str) -> str:
-    return f"{PACK_PREFIX}{pack_id[:2]}/{pack_id}"
-
-
-def index_key(pack_id: str) -> str:
-    return f"{INDEX_PREFIX}{pack_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class BlobLocation:
-    pack: str  # pack id
-    offset: int  # where the blob's encrypted object starts in the pack
-    length: int  # its stored bytes
-    size: int  # its plaintext bytes
-
-
-class PackInfo:
-    """One pack's index: its blobs in pack order. Kept in two arrays, not as an
-    object per blob: a repository's index holds every blob it has (millions)."""
-
-    __slots__ = ("pack_id", "size", "_digests", "_places")
-
-    def __init__(self, pack_id: str, size: int, entries: Iterable[tuple[str, int, int, int]] = ()):
-        self.pack_id, self.size = pack_id, size  # size: stored bytes of the pack
-        self._digests = bytearray()  # 20 bytes per blob: its SHA-1
-        self._places = array("q")  # 3 per blob: offset, length (stored bytes), size (plaintext bytes)
-        for sha, offset, length, plain in entries:
-            self._digests += bytes.fromhex(sha)
-            self._places.extend((offset, length, plain))
-
-    def __len__(self) -> int:
-        return len(self._places) // 3
-
-    def sha1(self, position: int) -> str:
-        return self._digests[position * 20:position * 20 + 20].hex()
-
-    def location(self, position: int) -> BlobLocation:
-        offset, length, size = self._places[position * 3:position * 3 + 3]
-        return BlobLocation(self.pack_id, offset, length, size)
-
-    @property
-    def blobs(self) -> tuple[tuple[str, BlobLocation], ...]:
-        """(sha1, location) of each blob, in pack order (made on each call)."""
-        return tuple((self.sha1(i), self.location(i)) for i in range(len(self)))
-
-    def to_json(self) -> bytes:
-        places = self._places
-        return json.dumps({"format": INDEX_FORMAT, "pack": self.pack_id, "size": self.size,
-                           "blobs": [[self.sha1(i), *places[i * 3:i * 3 + 3]] for i in range(len(self))]},
-                          separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes, pack_id: str) -> "PackInfo":
-        doc = json.loads(raw)
-        if doc.get("format") != INDEX_FORMAT or doc.get("pack") != pack_id:
-            raise ValueError(f"not the index of pack {pack_id}")
-        size = int(doc["size"])
-        for sha, offset, length, _plain in doc["blobs"]:
-            if not (isinstance(sha, str) and _SHA1.match(sha) and 0 <= offset and 0 < length
-                    and offset + length <= size):
-                raise ValueError(f"impossible entry {sha!r} at {offset}+{length} in a pack of {size} bytes")
-        return cls(pack_id, size, doc["blobs"])
-
-
-class BlobIndex:
-    """Every blob of the repository and where it lies, from the ``index/`` objects.
-    A blob is found through its 20-byte SHA-1 (about 170 bytes of memory per blob)."""
-
-    def __init__(self):
-        self.packs: dict[str, PackInfo] = {}
-        self.unreadable: list[tuple[str, str]] = []  # (index key, why): its blobs are unknown
-        self._where: dict[bytes, int] = {}  # SHA-1 digest -> pack number * _SLOTS + position in it
-        self._pack_list: list[PackInfo] = []
-        self._lock = threading.Lock()
-
-    @classmethod
-    def load(cls, repo) -> "BlobIndex":
-        index = cls()
-        keys = [k for k in repo.storage.list(INDEX_PREFIX)]
-        if not keys:
-            return index
-
-        def read(key: str) -> PackInfo | str:
-            pack_id = key[len(INDEX_PREFIX):]
-            try:
-                with repo._get(key) as reader:
-                    return PackInfo.from_json(reader.read(), pack_id)
-            except ObjectNotFound:
-                return "disappeared while it was read"  # removed by a prune meanwhile
-            except VerificationFailed as exc:
-                return exc.message
-            except (ValueError, KeyError, TypeError) as exc:
-                return f"is not a valid pack index: {exc}"
-
-        with ThreadPoolExecutor(max_workers=min(LOAD_WORKERS, len(keys)), thread_name_prefix="erpops-index") as pool:
-            for key, info in zip(keys, pool.map(read, keys)):
-                if isinstance(info, PackInfo):
-                    index.add(info)
-                else:
-                    index.unreadable.append((key, info))
-        return index
-
-    def add(self, info: PackInfo) -> None:
-        with self._lock:
-            self.packs[info.pack_id] = info
-            number = len(self._pack_list)
-            self._pack_list.append(info)
-            digests = info._digests
-            for position in range(len(info)):
-                self._where.setdefault(bytes(digests[position * 20:position * 20 + 20]), number * _SLOTS + position)
-
-    def get(self, sha1: str) -> BlobLocation | None:
-        where = self._where.get(_digest(sha1))
-        if where is None:
-            return None
-        number, position = divmod(where, _SLOTS)
-        return self._pack_list[number].location(position)
-
-    def __contains__(self, sha1: str) -> bool:
-        return _digest(sha1) in self._where
-
-    def __len__(self) -> int:
-        return len(self._where)
-
-
-def _digest(sha1: str) -> bytes | None:
-    try:
-        return bytes.fromhex(sha1)
-    except (TypeError, ValueError):
-        return None  # not a SHA-1: in no index
 
 
 @dataclass(frozen=True)
@@ -252,7 +111,7 @@ class PackWriter:
                 return self._store_alone(sha1, key, _Chain(head, reader))
             digest = hashlib.sha1(head).hexdigest()
             if digest != sha1:
-                raise _mismatch(sha1, digest)
+                raise BlobMismatch(sha1, digest)
             config = self._repo.config
             sealed = seal_bytes(head, self._repo._master, key, chunk_size=config["chunk_size"],
                                 level=config["compression"]["level"])
@@ -331,7 +190,7 @@ class PackWriter:
                 self._repo.storage.delete(pack_key(pack_id))
             except (OperationFailed, UsageError):
                 pass  # under Object Lock it stays, unindexed; prune reports it once it may go
-            raise _mismatch(sha1, digest)
+            raise BlobMismatch(sha1, digest)
         self._publish(pack_id, size, [(sha1, 0, size, sealed.plain_bytes)])
         return BlobPut(key, sealed.plain_bytes, size, False)
 
@@ -354,10 +213,6 @@ class BlobMismatch(VerificationFailed):
         super().__init__(f"content given as blob {sha1} has SHA-1 {actual}",
                          hint="the source file changed or is damaged; it was not kept")
         self.actual = actual
-
-
-def _mismatch(sha1: str, digest: str) -> BlobMismatch:
-    return BlobMismatch(sha1, digest)
 
 
 def _read_up_to(reader, n: int, first: int = READ_PIECE) -> bytes:
@@ -418,9 +273,3 @@ class _Parts:
             self._current = memoryview(self._parts.pop())
         piece, self._current = self._current[:n], self._current[n:]
         return piece.obj if len(piece) == len(piece.obj) else bytes(piece)
-
-
-def iter_pack_keys(repo) -> Iterator[tuple[str, str]]:
-    """(pack id, storage key) of every stored pack, indexed or not."""
-    for key in repo.storage.list(PACK_PREFIX):
-        yield key.rsplit("/", 1)[-1], key

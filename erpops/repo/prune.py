@@ -43,7 +43,7 @@ from datetime import datetime, timedelta, timezone
 from erpops.errors import ErpopsError
 from erpops.repo.catalog import list_backups
 from erpops.repo.manifest import BACKUPS_PREFIX, MANIFEST_NAME
-from erpops.repo.packs import BlobIndex, index_key, iter_pack_keys, pack_key
+from erpops.repo.blob_index import BlobIndex, index_key, iter_pack_keys, pack_key
 from erpops.repo.retention import Point, Policy, decide
 from erpops.repo.storage import ObjectNotFound
 

@@ -7,7 +7,7 @@ Layout under the repository root (a directory or a bucket prefix)::
     objects/<name>          named objects (dumps, manifests, ...), encrypted
     packs/<id[:2]>/<id>     content-addressed blobs keyed by the SHA-1 of their
                             plaintext (Odoo filestore files), many per pack, shared
-    index/<id>              where each blob of pack <id> lies (packs.py)
+    index/<id>              where each blob of pack <id> lies (blob_index.py)
 
 The config cannot be encrypted (it holds what opens the key), so it carries an
 HMAC-SHA256 under a key derived from the master key: once the key is open, any
@@ -28,7 +28,8 @@ from typing import BinaryIO
 from erpops.errors import Refused, UsageError, VerificationFailed
 from erpops.repo import keys
 from erpops.repo.objectformat import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, DecryptingReader, EncryptingReader
-from erpops.repo.packs import BlobIndex, BlobLocation, BlobPut, PackWriter, pack_key
+from erpops.repo.blob_index import BlobIndex, BlobLocation, pack_key
+from erpops.repo.packs import BlobPut, PackWriter
 from erpops.repo.storage import ObjectExists, ObjectNotFound, Storage
 from erpops.repo.storage_s3 import S3Options
 from erpops.repo.url import LocalUrl, parse_url

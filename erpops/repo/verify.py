@@ -41,7 +41,7 @@ from erpops.errors import ErpopsError, VerificationFailed
 from erpops.repo.manifest import Manifest, ObjectEntry, object_name, read_manifest
 from erpops.repo.objectformat import FLAG_PER_CHUNK_ZSTD, FORMAT_VERSION, HEADER, HEADER_SIZE, LENGTH, MAGIC, \
     MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, TAG_SIZE
-from erpops.repo.packs import BlobIndex, BlobLocation, PackInfo, pack_key
+from erpops.repo.blob_index import BlobIndex, BlobLocation, PackInfo, pack_key
 from erpops.repo.storage import ObjectNotFound
 
 VERIFIED_NAME = "verified.json"  # objects/backups/<id>/verified.json: the last passing verify

@@ -7,7 +7,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from erpops.repo.packs import pack_key
+from erpops.repo.blob_index import pack_key
 
 
 def blob_file(repo, sha1: str) -> tuple[Path, int, int]:

@@ -25,7 +25,7 @@ from erpops.errors import ExitCode
 from erpops.repo import keys
 from erpops.repo.catalog import list_backups
 from erpops.repo.manifest import FileEntry, Manifest, ObjectEntry, new_backup_id, object_name, write_manifest
-from erpops.repo.packs import BlobLocation, index_key, pack_key
+from erpops.repo.blob_index import BlobLocation, index_key, pack_key
 from erpops.repo.prune import prune
 from erpops.repo.repository import ObjectLock, Repository
 from erpops.repo.retention import Policy

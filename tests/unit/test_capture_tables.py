@@ -16,7 +16,7 @@ from erpops.pg.attachments import AttachedFiles
 from erpops.repo import keys
 from erpops.repo.capture import capture_files
 from erpops.repo.manifest import Manifest
-from erpops.repo.packs import BlobIndex, PackInfo
+from erpops.repo.blob_index import BlobIndex, PackInfo
 from erpops.repo.repository import Repository
 from erpops.transport.local import LocalTransport
 
